@@ -1,0 +1,1 @@
+"""Mend's shared platform library. It knows no service: services plug in through entry points."""

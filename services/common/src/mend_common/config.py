@@ -1,0 +1,104 @@
+"""Settings from environment variables, with safe defaults for a first run on a laptop."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_PORTS = {
+    # service: (grpc, http, worker http)
+    "referrals": (50051, 8081, 9101),
+    "cases": (50052, 8082, 9102),
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def var_dir(env: Mapping[str, str] = os.environ) -> Path:
+    return Path(env.get("MEND_VAR_DIR", "var")).resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    amqp_uri: str
+    database_url: str
+    grpc_port: int
+    http_port: int
+    worker_http_port: int
+    bind_host: str
+    token_public_key_file: Path
+    token_private_key_file: Path
+    token_issuer: str
+    max_delivery_attempts: int
+    retry_delay_ms: int
+    relay_enabled: bool
+    grpc_threads: int
+    worker_max_concurrency: int
+    db_pool_size: int
+    api_key_cache_seconds: float
+    amqp_timeout_seconds: float
+    log_level: str
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema this service owns (SQLite uses one file per service instead)."""
+        return self.service
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def load_settings(service: str, env: Mapping[str, str] = os.environ) -> Settings:
+    grpc_default, http_default, worker_default = DEFAULT_PORTS.get(service, (50050, 8080, 9100))
+    vd = var_dir(env)
+    database_url = (
+        env.get(f"MEND_{service.upper()}_DATABASE_URL")
+        or env.get("MEND_DATABASE_URL")
+        or f"sqlite:///{vd / (service + '.db')}"
+    )
+    return Settings(
+        service=service,
+        amqp_uri=env.get("MEND_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+        database_url=database_url,
+        grpc_port=_int(env, "MEND_GRPC_PORT", grpc_default, 1, 65535),
+        http_port=_int(env, "MEND_HTTP_PORT", http_default, 1, 65535),
+        worker_http_port=_int(env, "MEND_WORKER_HTTP_PORT", worker_default, 1, 65535),
+        bind_host=env.get("MEND_BIND_HOST", "127.0.0.1"),
+        token_public_key_file=Path(env.get("MEND_TOKEN_PUBLIC_KEY_FILE", str(vd / "token-signing.pub.pem"))),
+        token_private_key_file=Path(env.get("MEND_TOKEN_PRIVATE_KEY_FILE", str(vd / "token-signing.pem"))),
+        token_issuer=env.get("MEND_TOKEN_ISSUER", "mend-local"),
+        max_delivery_attempts=_int(env, "MEND_MAX_DELIVERY_ATTEMPTS", 5, 1, 100),
+        retry_delay_ms=_int(env, "MEND_RETRY_DELAY_MS", 1000, 0, 3_600_000),
+        relay_enabled=_bool(env, "MEND_RELAY_ENABLED", True),
+        grpc_threads=_int(env, "MEND_GRPC_THREADS", 16, 1, 512),
+        worker_max_concurrency=_int(env, "MEND_WORKER_CONCURRENCY", 10, 1, 500),
+        db_pool_size=_int(env, "MEND_DB_POOL_SIZE", 20, 1, 200),
+        api_key_cache_seconds=float(_int(env, "MEND_API_KEY_CACHE_SECONDS", 10, 0, 3600)),
+        amqp_timeout_seconds=float(_int(env, "MEND_AMQP_TIMEOUT_SECONDS", 10, 1, 300)),
+        log_level=env.get("MEND_LOG_LEVEL", "INFO").upper(),
+    )

@@ -1,0 +1,84 @@
+"""Errors the service layer raises; entrypoints map them to gRPC codes and HTTP statuses.
+
+Nothing here leaks internals: the message is meant for the caller.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str   # dotted path, e.g. "participants[0].date_of_birth"
+    rule: str    # what the value breaks, in plain words
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "rule": self.rule}
+
+
+class MendError(Exception):
+    grpc_code = "INTERNAL"
+    http_status = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationFailed(MendError):
+    grpc_code = "INVALID_ARGUMENT"
+    http_status = 422
+
+    def __init__(self, violations: list[FieldViolation], message: str = "the request is invalid"):
+        super().__init__(message)
+        self.violations = list(violations)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{v.field}: {v.rule}" for v in self.violations) or self.message
+
+
+class Unauthenticated(MendError):
+    grpc_code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDenied(MendError):
+    grpc_code = "PERMISSION_DENIED"
+    http_status = 403
+
+
+class NotFound(MendError):
+    grpc_code = "NOT_FOUND"
+    http_status = 404
+
+
+class Conflict(MendError):
+    grpc_code = "ALREADY_EXISTS"
+    http_status = 409
+
+
+class FailedPrecondition(MendError):
+    grpc_code = "FAILED_PRECONDITION"
+    http_status = 409
+
+
+class Unavailable(MendError):
+    grpc_code = "UNAVAILABLE"
+    http_status = 503
+
+
+class Violations:
+    """Collects every violation of a request, so the caller sees them all at once."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, rule: str) -> None:
+        self.items.append(FieldViolation(field, rule))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationFailed(self.items)

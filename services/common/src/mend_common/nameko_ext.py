@@ -1,0 +1,189 @@
+"""nameko extensions: a reliable event handler (bounded retries, then a dead-letter queue), the
+database dependency, correlation ids, and a worker base class with health and metrics.
+
+Imported only by worker processes (eventlet)."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from datetime import datetime, timezone
+
+import kombu
+from kombu import Queue
+from nameko.events import EventHandler
+from nameko.extensions import DependencyProvider
+from nameko.web.handlers import http
+from werkzeug.wrappers import Response
+
+from .amqp import DEAD_LETTER_EXCHANGE, RETRY_EXCHANGE, declare_consumer_topology
+from .db import Database
+from .logs import correlation_id_var, new_correlation_id
+from .metrics import (CONSUMER_LAG, DEAD_LETTERED, EVENT_HANDLING, EVENTS_CONSUMED, EVENTS_FAILED,
+                      exposition)
+
+log = logging.getLogger(__name__)
+
+
+def previous_attempts(headers: dict | None, queue_name: str) -> int:
+    """How many times this message was already rejected from this queue (RabbitMQ's x-death)."""
+    for death in (headers or {}).get("x-death") or []:
+        if death.get("queue") == queue_name and death.get("reason") == "rejected":
+            return int(death.get("count", 0))
+    return 0
+
+
+class ReliableEventHandler(EventHandler):
+    """@event_handler that never blocks its queue on a bad message: a failed message waits in a
+    retry queue and comes back; after MEND_MAX_DELIVERY_ATTEMPTS it is moved to "<queue>.dlq"
+    (published with a confirm before the original is acked, so it is never lost)."""
+
+    def setup(self):
+        super().setup()
+        config = self.container.config
+        self.max_attempts = int(config.get("MEND_MAX_DELIVERY_ATTEMPTS", 5))
+        retry_delay_ms = int(config.get("MEND_RETRY_DELAY_MS", 1000))
+        name = self.queue.name
+        self.queue = Queue(name, exchange=self.queue.exchange, routing_key=self.event_type, durable=True,
+                           auto_delete=False, exclusive=False, queue_arguments={
+                               "x-dead-letter-exchange": RETRY_EXCHANGE,
+                               "x-dead-letter-routing-key": name,
+                           })
+        self.retry_queue, self.dead_letter_queue = declare_consumer_topology(
+            config["AMQP_URI"], name, retry_delay_ms)
+        self.consumer_name = f"{self.container.service_name}.{self.method_name}"
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        started = worker_ctx.data.get("mend.started")
+        if started is not None:
+            EVENT_HANDLING.labels(self.consumer_name, self.event_type).observe(time.monotonic() - started)
+        return super().handle_result(message, worker_ctx, result, exc_info)
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is None:
+            EVENTS_CONSUMED.labels(self.consumer_name, self.event_type, "ok").inc()
+            self.queue_consumer.ack_message(message)
+            return
+        EVENTS_FAILED.labels(self.consumer_name, self.event_type).inc()
+        attempts = previous_attempts(message.headers, self.queue.name) + 1
+        if attempts < self.max_attempts:
+            log.warning("event handling failed (attempt %d of %d); it will be retried", attempts, self.max_attempts,
+                        extra={"event_type": self.event_type})
+            if message.channel.connection:
+                message.reject(requeue=False)   # dead-lettered to the retry queue, back after the delay
+            return
+        try:
+            self._dead_letter(message, attempts, exc_info)
+        except Exception:
+            # Could not park it: leave it unacked-then-requeued rather than lose it.
+            log.exception("could not move a failed event to the dead-letter queue; requeueing")
+            self.queue_consumer.requeue_message(message)
+            return
+        DEAD_LETTERED.labels(self.consumer_name, self.event_type).inc()
+        EVENTS_CONSUMED.labels(self.consumer_name, self.event_type, "dead_lettered").inc()
+        log.error("event moved to %s after %d attempts", self.dead_letter_queue, attempts,
+                  extra={"event_type": self.event_type})
+        self.queue_consumer.ack_message(message)
+
+    def _dead_letter(self, message, attempts, exc_info):
+        headers = dict(message.headers or {})
+        headers.pop("x-death", None)
+        headers.update({
+            "x-mend-attempts": attempts,
+            "x-mend-original-queue": self.queue.name,
+            "x-mend-error": "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()[:2000],
+            "x-mend-dead-lettered-at": datetime.now(timezone.utc).isoformat(),
+        })
+        with kombu.Connection(self.container.config["AMQP_URI"], connect_timeout=5,
+                              transport_options={"confirm_publish": True}) as conn:
+            producer = conn.Producer()
+            producer.publish(message.body, exchange=DEAD_LETTER_EXCHANGE, routing_key=self.queue.name,
+                             headers=headers, content_type=message.content_type,
+                             content_encoding=message.content_encoding, delivery_mode=2,
+                             message_id=message.properties.get("message_id"), mandatory=True, retry=False,
+                             timeout=10)
+
+
+event_subscriber = ReliableEventHandler.decorator
+
+
+class DatabaseProvider(DependencyProvider):
+    """Gives each worker the service's Database (one engine and pool per process)."""
+
+    def setup(self):
+        config = self.container.config
+        self.database = Database(config["MEND_DATABASE_URL"], config["MEND_DB_SCHEMA"],
+                                 pool_size=int(config.get("MEND_DB_POOL_SIZE", 20)))
+
+    def stop(self):
+        self.database.dispose()
+
+    def get_dependency(self, worker_ctx):
+        return self.database
+
+
+class EventContext(DependencyProvider):
+    """Carries the correlation id into logs for every worker, and measures consumer lag."""
+
+    def worker_setup(self, worker_ctx):
+        worker_ctx.data["mend.started"] = time.monotonic()
+        cid = worker_ctx.data.get("correlation_id")
+        body = worker_ctx.args[0] if worker_ctx.args else None
+        if isinstance(body, dict):
+            cid = body.get("correlation_id") or cid
+            occurred = body.get("occurred_at")
+            if occurred:
+                try:
+                    lag = (datetime.now(timezone.utc) - datetime.fromisoformat(occurred)).total_seconds()
+                    CONSUMER_LAG.labels(f"{self.container.service_name}.{worker_ctx.entrypoint.method_name}",
+                                        str(body.get("type"))).observe(max(lag, 0.0))
+                except (TypeError, ValueError):
+                    pass
+        correlation_id_var.set(cid or new_correlation_id())
+
+    def get_dependency(self, worker_ctx):
+        return correlation_id_var.get()
+
+
+class ConfigValue(DependencyProvider):
+    def __init__(self, key: str):
+        self.key = key
+
+    def get_dependency(self, worker_ctx):
+        return self.container.config[self.key]
+
+
+def _json(status: int, body: dict) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+class WorkerBase:
+    """Health, readiness and metrics on the worker's own HTTP port."""
+
+    db = DatabaseProvider()
+    correlation_id = EventContext()
+    amqp_uri = ConfigValue("AMQP_URI")
+
+    @http("GET", "/healthz")
+    def healthz(self, request):
+        return _json(200, {"status": "alive"})
+
+    @http("GET", "/readyz")
+    def readyz(self, request):
+        checks = {"database": self.db.ping()}
+        try:
+            with kombu.Connection(self.amqp_uri, connect_timeout=2) as conn:
+                conn.ensure_connection(max_retries=1, timeout=2)
+            checks["broker"] = True
+        except Exception:
+            checks["broker"] = False
+        ready = all(checks.values())
+        return _json(200 if ready else 503, {"ready": ready, "checks": checks})
+
+    @http("GET", "/metrics")
+    def metrics(self, request):
+        body, content_type = exposition()
+        return Response(body, status=200, content_type=content_type)
+
+

@@ -1,0 +1,317 @@
+"""A referral as a partner agency sends it, the rules it must meet, and its status.
+
+parse_draft() takes plain data (from JSON or from a proto message turned into a dict) and
+either returns a ReferralDraft or raises ValidationFailed naming every bad field and its rule.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from mend_common.errors import Violations
+
+from .vocabulary import (CONTACT_CHANNELS, ENHANCED_RIGHTS_VULNERABILITIES, INITIATORS, OFFENCE_CATEGORIES,
+                         OFFENCE_FLAGS, PARTICIPANT_ROLES, ReferralStatus, VULNERABILITIES)
+
+MAX_PARTICIPANTS = 20
+REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 /_.:#-]{0,63}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+PHONE_RE = re.compile(r"^\+?[0-9 ()-]{7,20}$")
+UK_POSTCODE_RE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$", re.IGNORECASE)
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+TOP_FIELDS = {"agency_reference", "county", "offence", "initiated_by", "participants", "reason"}
+OFFENCE_FIELDS = {"type", "category", "date", "reported_date", *OFFENCE_FLAGS}
+PARTICIPANT_FIELDS = {"role", "given_name", "family_name", "date_of_birth", "age", "contact", "vulnerabilities",
+                      "consent_to_contact", "notes"}
+CONTACT_FIELDS = {"email", "phone", "address", "postcode", "preferred_channel"}
+
+
+@dataclass(frozen=True)
+class ContactDetails:
+    email: str = ""
+    phone: str = ""
+    address: str = ""
+    postcode: str = ""
+    preferred_channel: str = ""
+
+
+@dataclass(frozen=True)
+class Participant:
+    role: str
+    given_name: str
+    family_name: str
+    date_of_birth: str | None
+    age: int | None
+    contact: ContactDetails
+    vulnerabilities: tuple[str, ...]
+    consent_to_contact: bool
+    notes: str = ""
+
+    def age_on(self, day: date) -> int | None:
+        if self.date_of_birth:
+            born = date.fromisoformat(self.date_of_birth)
+            return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+        return self.age
+
+    def is_youth_on(self, day: date) -> bool:
+        age = self.age_on(day)
+        return age is not None and age < 18
+
+    @property
+    def has_enhanced_rights(self) -> bool:
+        return any(v in ENHANCED_RIGHTS_VULNERABILITIES for v in self.vulnerabilities)
+
+
+@dataclass(frozen=True)
+class Offence:
+    type: str
+    category: str
+    date: str
+    reported_date: str | None
+    domestic_abuse: bool = False
+    sexual_offence: bool = False
+    hate_crime: bool = False
+    serious_violence: bool = False
+
+    @property
+    def flags(self) -> list[str]:
+        return [flag for flag in OFFENCE_FLAGS if getattr(self, flag)]
+
+
+@dataclass(frozen=True)
+class ReferralDraft:
+    agency_reference: str
+    county: str
+    offence: Offence
+    initiated_by: str
+    participants: tuple[Participant, ...]
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        """Identifies the content, so a replayed request can be told from a different one."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+# -- parsing and validation ---------------------------------------------------------------
+class _Reader:
+    """Reads typed fields from untrusted data, recording every violation under its path."""
+
+    def __init__(self, violations: Violations):
+        self.v = violations
+
+    def obj(self, data: Any, path: str, allowed: set[str]) -> dict:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.v.add(path, "must be an object")
+            return {}
+        for key in sorted(set(data) - allowed):
+            self.v.add(f"{path}.{key}" if path else str(key), "is not a recognised field")
+        return data
+
+    def text(self, data: dict, key: str, path: str, *, required: bool, max_len: int, min_len: int = 1) -> str:
+        value = data.get(key)
+        if value is None or value == "":
+            if required:
+                self.v.add(path, "is required")
+            return ""
+        if not isinstance(value, str):
+            self.v.add(path, "must be a string")
+            return ""
+        value = value.strip()
+        if CONTROL_RE.search(value):
+            self.v.add(path, "must not contain control characters")
+        elif len(value) > max_len:
+            self.v.add(path, f"must be at most {max_len} characters")
+        elif len(value) < min_len:
+            self.v.add(path, f"must be at least {min_len} characters" if value else "is required")
+        return value
+
+    def choice(self, data: dict, key: str, path: str, options: tuple[str, ...], *, required: bool) -> str:
+        value = data.get(key)
+        if value is None or value == "":
+            if required:
+                self.v.add(path, "is required")
+            return ""
+        if not isinstance(value, str) or value not in options:
+            self.v.add(path, f"must be one of: {', '.join(options)}")
+            return ""
+        return value
+
+    def flag(self, data: dict, key: str, path: str) -> bool:
+        value = data.get(key, False)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            self.v.add(path, "must be true or false")
+            return False
+        return value
+
+    def day(self, data: dict, key: str, path: str, *, required: bool, today: date) -> date | None:
+        value = data.get(key)
+        if value is None or value == "":
+            if required:
+                self.v.add(path, "is required")
+            return None
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            self.v.add(path, "must be a date written YYYY-MM-DD")
+            return None
+        try:
+            parsed = date.fromisoformat(value)
+        except ValueError:
+            self.v.add(path, "must be a real calendar date")
+            return None
+        if parsed > today:
+            self.v.add(path, "must not be in the future")
+        elif parsed.year < 1900:
+            self.v.add(path, "must be after 1900")
+        return parsed
+
+
+def parse_draft(data: Any, *, today: date) -> ReferralDraft:
+    v = Violations()
+    r = _Reader(v)
+    top = r.obj(data, "", TOP_FIELDS)
+    if not isinstance(data, dict):
+        v.raise_if_any()
+
+    reference = r.text(top, "agency_reference", "agency_reference", required=True, max_len=64)
+    if reference and not REFERENCE_RE.match(reference):
+        v.add("agency_reference", "must start with a letter or digit and use only letters, digits, spaces and / _ . : # -")
+    county = r.text(top, "county", "county", required=True, max_len=64)
+    if county and not re.fullmatch(r"[a-z][a-z0-9-]{1,63}", county):
+        v.add("county", "must be a county code: lower-case letters, digits and hyphens")
+
+    off = r.obj(top.get("offence"), "offence", OFFENCE_FIELDS)
+    if top.get("offence") is None:
+        v.add("offence", "is required")
+    offence_date = r.day(off, "date", "offence.date", required=True, today=today)
+    reported = r.day(off, "reported_date", "offence.reported_date", required=False, today=today)
+    if offence_date and reported and reported < offence_date:
+        v.add("offence.reported_date", "must not be before offence.date")
+    offence = Offence(
+        type=r.text(off, "type", "offence.type", required=True, max_len=120, min_len=2),
+        category=r.choice(off, "category", "offence.category", OFFENCE_CATEGORIES, required=True),
+        date=offence_date.isoformat() if offence_date else "",
+        reported_date=reported.isoformat() if reported else None,
+        **{flag: r.flag(off, flag, f"offence.{flag}") for flag in OFFENCE_FLAGS},
+    )
+    initiated_by = r.choice(top, "initiated_by", "initiated_by", INITIATORS, required=True)
+
+    raw_participants = top.get("participants")
+    participants: list[Participant] = []
+    if raw_participants is None or raw_participants == []:
+        v.add("participants", "must list at least one participant")
+    elif not isinstance(raw_participants, list):
+        v.add("participants", "must be a list")
+    elif len(raw_participants) > MAX_PARTICIPANTS:
+        v.add("participants", f"must list at most {MAX_PARTICIPANTS} participants")
+    else:
+        participants = [_parse_participant(r, item, f"participants[{i}]", today)
+                        for i, item in enumerate(raw_participants)]
+
+    roles = [p.role for p in participants]
+    if participants and initiated_by == "victim_led" and "victim" not in roles:
+        v.add("participants", "a victim-led referral must include the victim")
+    if participants and initiated_by == "offender_led" and "responsible_person" not in roles:
+        v.add("participants", "an offender-led referral must include the responsible person")
+    if "parent_or_guardian" in roles and not any(p.is_youth_on(today) for p in participants if p.role != "parent_or_guardian"):
+        v.add("participants", "a parent or guardian may only be listed for a participant under 18")
+
+    reason = r.text(top, "reason", "reason", required=False, max_len=4000)
+    v.raise_if_any()
+    return ReferralDraft(agency_reference=reference, county=county, offence=offence, initiated_by=initiated_by,
+                         participants=tuple(participants), reason=reason)
+
+
+def _parse_participant(r: _Reader, raw: Any, path: str, today: date) -> Participant:
+    data = r.obj(raw, path, PARTICIPANT_FIELDS)
+    role = r.choice(data, "role", f"{path}.role", PARTICIPANT_ROLES, required=True)
+    given = r.text(data, "given_name", f"{path}.given_name", required=False, max_len=100)
+    family = r.text(data, "family_name", f"{path}.family_name", required=False, max_len=100)
+    if isinstance(raw, dict) and not given and not family:
+        r.v.add(f"{path}.given_name", "a participant needs a given name or a family name")
+    born = r.day(data, "date_of_birth", f"{path}.date_of_birth", required=False, today=today)
+    # 0 means "not given" (the proto default); an infant is recorded by date of birth.
+    raw_age = data.get("age")
+    age = None
+    if isinstance(raw_age, bool) or raw_age not in (None, 0):
+        if isinstance(raw_age, bool) or not isinstance(raw_age, int) or not 1 <= raw_age <= 120:
+            r.v.add(f"{path}.age", "must be a whole number of years from 1 to 120")
+        else:
+            age = raw_age
+    if born and age is not None:
+        actual = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        if abs(actual - age) > 1:
+            r.v.add(f"{path}.age", "does not match date_of_birth")
+
+    contact_raw = data.get("contact")
+    c = r.obj(contact_raw, f"{path}.contact", CONTACT_FIELDS)
+    contact = ContactDetails(
+        email=r.text(c, "email", f"{path}.contact.email", required=False, max_len=254),
+        phone=r.text(c, "phone", f"{path}.contact.phone", required=False, max_len=20),
+        address=r.text(c, "address", f"{path}.contact.address", required=False, max_len=300),
+        postcode=r.text(c, "postcode", f"{path}.contact.postcode", required=False, max_len=8).upper(),
+        preferred_channel=r.choice(c, "preferred_channel", f"{path}.contact.preferred_channel", CONTACT_CHANNELS,
+                                   required=False),
+    )
+    if contact.email and not EMAIL_RE.match(contact.email):
+        r.v.add(f"{path}.contact.email", "must be an email address")
+    if contact.phone and not PHONE_RE.match(contact.phone):
+        r.v.add(f"{path}.contact.phone", "must be a phone number: digits, spaces, brackets, hyphens, optional leading +")
+    if contact.postcode and not UK_POSTCODE_RE.match(contact.postcode):
+        r.v.add(f"{path}.contact.postcode", "must be a UK postcode")
+    needs = {"email": "email", "sms": "phone", "phone": "phone", "letter": "address"}
+    needed = needs.get(contact.preferred_channel)
+    if needed and not getattr(contact, needed):
+        r.v.add(f"{path}.contact.{needed}", f"is required when preferred_channel is {contact.preferred_channel}")
+
+    vulnerabilities: list[str] = []
+    raw_v = data.get("vulnerabilities") or []
+    if not isinstance(raw_v, list):
+        r.v.add(f"{path}.vulnerabilities", "must be a list")
+    else:
+        for j, item in enumerate(raw_v):
+            if not isinstance(item, str) or item not in VULNERABILITIES:
+                r.v.add(f"{path}.vulnerabilities[{j}]", f"must be one of: {', '.join(VULNERABILITIES)}")
+            elif item in vulnerabilities:
+                r.v.add(f"{path}.vulnerabilities[{j}]", "is listed twice")
+            else:
+                vulnerabilities.append(item)
+    return Participant(
+        role=role, given_name=given, family_name=family, date_of_birth=born.isoformat() if born else None,
+        age=age, contact=contact, vulnerabilities=tuple(vulnerabilities),
+        consent_to_contact=r.flag(data, "consent_to_contact", f"{path}.consent_to_contact"),
+        notes=r.text(data, "notes", f"{path}.notes", required=False, max_len=2000),
+    )
+
+
+@dataclass
+class Referral:
+    referral_id: str
+    agency_id: str
+    county: str
+    agency_reference: str
+    request_id: str
+    fingerprint: str
+    status: str
+    received_at: datetime
+    draft: dict[str, Any]
+    case_id: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def can_be_seen_by_agency(self, agency_id: str) -> bool:
+        return self.agency_id == agency_id
+
+
+def next_status_for_case_opened(current: str) -> str | None:
+    """A case opening moves a received referral on; any later status already implies it."""
+    return ReferralStatus.CASE_OPENED if current == ReferralStatus.RECEIVED else None
