@@ -27,11 +27,11 @@ infra:
 	scripts/ensure-postgres.sh
 
 migrate: install
-	$(PY) -m mend_common.devstack migrate
+	$(PY) -m mend_cli.devstack migrate
 
 run: install
 	scripts/ensure-rabbitmq.sh
-	$(PY) -m mend_common.devstack run
+	$(PY) -m mend_cli.devstack run
 
 test: install infra
 	$(PY) -m pytest

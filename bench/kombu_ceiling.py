@@ -121,8 +121,11 @@ def _remaining(deadline: float) -> float:
 
 def _drain(raw: amqp.Connection, deadline: float) -> None:
     """Process incoming frames for at most DRAIN_SLICE seconds (bounded by deadline)."""
+    # Check the deadline *outside* the try: since Python 3.10 socket.timeout is TimeoutError,
+    # so the except clause below would otherwise swallow our own deadline error.
+    timeout = min(DRAIN_SLICE, _remaining(deadline))
     try:
-        raw.drain_events(timeout=min(DRAIN_SLICE, _remaining(deadline)))
+        raw.drain_events(timeout=timeout)
     except socket.timeout:
         pass  # nothing arrived in this slice; the caller re-checks its condition and deadline
 

@@ -50,3 +50,51 @@ def message_to_plain(message: Message) -> dict[str, Any]:
             if plain is not None:
                 out[field.name] = plain
     return out
+
+
+def plain_to_message(data: dict[str, Any], message: Message, path: str = "") -> Message:
+    """Fill a proto message from plain data (the inverse of message_to_plain). Raises ValueError
+    naming the field for anything the message cannot hold."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{path or 'body'}: must be an object")
+    fields = message.DESCRIPTOR.fields_by_name
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else key
+        field = fields.get(key)
+        if field is None:
+            raise ValueError(f"{where}: is not a recognised field")
+        if value is None:
+            continue
+        if field.is_repeated:
+            if not isinstance(value, list):
+                raise ValueError(f"{where}: must be a list")
+            target = getattr(message, key)
+            for i, item in enumerate(value):
+                if field.type == FieldDescriptor.TYPE_MESSAGE:
+                    plain_to_message(item, target.add(), f"{where}[{i}]")
+                else:
+                    _assign(lambda v: target.append(v), _plain_scalar(field, item, f"{where}[{i}]"), f"{where}[{i}]")
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            plain_to_message(value, getattr(message, key), where)
+        else:
+            _assign(lambda v: setattr(message, key, v), _plain_scalar(field, value, where), where)
+    return message
+
+
+def _assign(setter, value: Any, where: str) -> None:
+    try:
+        setter(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: has the wrong type") from None
+
+
+def _plain_scalar(field: FieldDescriptor, value: Any, where: str) -> Any:
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        number = plain_to_enum(field.enum_type, value) if isinstance(value, str) else 0
+        if not number:
+            options = [enum_to_plain(field.enum_type, v.number) for v in field.enum_type.values if v.number]
+            raise ValueError(f"{where}: must be one of: {', '.join(options)}")
+        return number
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"{where}: must be a single value")
+    return value

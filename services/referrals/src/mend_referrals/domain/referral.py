@@ -127,6 +127,11 @@ class _Reader:
             self.v.add(path, "must be a string")
             return ""
         value = value.strip()
+        if not value:
+            # Only whitespace: the same as not given (an optional field stays optional).
+            if required:
+                self.v.add(path, "is required")
+            return ""
         if CONTROL_RE.search(value):
             self.v.add(path, "must not contain control characters")
         elif len(value) > max_len:

@@ -1,0 +1,73 @@
+"""`make run`: a demo region on this machine, every process printed, stopped cleanly on Ctrl-C."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .demo import EXAMPLE_REFERRAL, seed
+from .stack import SERVICES, MendStack
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    command = args[0] if args else "run"
+    var_dir = Path(os.environ.get("MEND_VAR_DIR", "var")).resolve()
+    stack = MendStack(var_dir=var_dir, amqp_uri=os.environ.get("MEND_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+                      database_url=os.environ.get("MEND_DATABASE_URL") or None, fixed_ports=True)
+    if command == "migrate":
+        stack.migrate()
+        print("migrated:", ", ".join(SERVICES))
+        return 0
+    if command != "run":
+        print("usage: python -m mend_cli.devstack [run|migrate]", file=sys.stderr)
+        return 2
+
+    print(f"Mend: starting {', '.join(SERVICES)} (database: {stack.database_url or 'SQLite files in ' + str(var_dir)})")
+    stack.start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        creds = seed(stack, var_dir / "demo-credentials.json")
+        example = var_dir / "example-referral.json"
+        example.write_text(json.dumps(EXAMPLE_REFERRAL, indent=2))
+        print("\nEndpoints")
+        for name in SERVICES:
+            p = stack.ports[name]
+            print(f"  {name:10} gRPC {stack.grpc_target(name)}   HTTP {stack.http_base(name)} "
+                  f"(/healthz /readyz /metrics)   worker http://127.0.0.1:{p.worker_http[0]}/metrics")
+        print(f"  OpenAPI    {stack.http_base('referrals')}/v1/openapi.yaml")
+        print("\nPartner agencies (demo API keys; send as the x-api-key header)")
+        for name, a in creds["agencies"].items():
+            print(f"  {name} [{a['county']}, {a['kind']}]\n      {a['api_key']}")
+        print("\nStaff (bearer tokens, valid 1 hour; `mend token issue` makes more)")
+        for subject, s in creds["staff"].items():
+            print(f"  {subject}: {s['name']} {s['roles']} {s['counties']}")
+        print(f"\nAll credentials: {var_dir / 'demo-credentials.json'}   logs: {var_dir / 'logs'}")
+        key = creds["agencies"]["Cumbria Constabulary"]["api_key"]
+        print("\nTry it:")
+        print(f"  export MEND_API_KEY={key}")
+        print(f"  .venv/bin/mend referral submit {example}")
+        print(f"  curl -s -X POST {stack.http_base('referrals')}/v1/referrals -H 'Content-Type: application/json' "
+              f"-H \"x-api-key: $MEND_API_KEY\" -H 'Idempotency-Key: demo-0001-abcd' -d @{example}")
+        print("  export MEND_TOKEN=$(.venv/bin/mend token issue --roles coordinator --county cumbria)")
+        print("  .venv/bin/mend cases list")
+        print("\nRunning. Ctrl-C stops everything.")
+        while not stop.wait(1.0):
+            dead = [p.name for p in stack.group.processes if p.proc.poll() is not None]
+            if dead:
+                print(f"process(es) stopped unexpectedly: {', '.join(dead)}; see {var_dir / 'logs'}", file=sys.stderr)
+                return 1
+    finally:
+        print("\nstopping...")
+        stack.stop()
+        print("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
