@@ -554,6 +554,42 @@ def test_token_public_key_is_mounted_from_its_secret(service):
     assert configured == {key_file}, f"MEND_TOKEN_PUBLIC_KEY_FILE {configured} != {key_file}"
 
 
+def _config_literals() -> dict[str, dict[str, str]]:
+    """ConfigMap name -> key -> value, from generators (base first, then merges) and objects."""
+    out: dict[str, dict[str, str]] = {}
+    for kpath in sorted(KUSTOMIZATIONS, key=lambda p: (K8S / "base") not in p.parents):
+        for gen in KUSTOMIZATIONS[kpath].get("configMapGenerator") or []:
+            target = out.setdefault(gen["name"], {})
+            target.update(lit.split("=", 1) for lit in gen.get("literals") or [])
+    for cm in _of_kind("ConfigMap"):
+        out.setdefault(cm["metadata"]["name"], {}).update(cm.get("data") or {})
+    return out
+
+
+def _effective_env(container: dict, name: str):
+    """Value of `name` in a container: its env wins over envFrom ConfigMaps."""
+    for e in container.get("env") or []:
+        if e["name"] == name:
+            return e.get("value")
+    configs = _config_literals()
+    for source in container.get("envFrom") or []:
+        ref = (source.get("configMapRef") or {}).get("name")
+        if ref and name in configs.get(ref, {}):
+            return configs[ref][name]
+    return None
+
+
+def test_processes_listen_on_the_pod_address():
+    # mend binds 127.0.0.1 by default: probes and Services would find nothing.
+    deployments = _of_kind("Deployment")
+    assert deployments
+    for dep in deployments:
+        for c in _pod_spec(dep)["containers"]:
+            assert _effective_env(c, "MEND_BIND_HOST") in ("0.0.0.0", "::"), (
+                f"{_name(dep)}: MEND_BIND_HOST must be 0.0.0.0 (or ::)"
+            )
+
+
 def test_configmaps_hold_no_secrets():
     secretish = re.compile(r"(DATABASE_URL|AMQP_URI|PASSWORD|SECRET|PRIVATE_KEY|API_KEY)$")
     keys = []
@@ -791,9 +827,29 @@ def test_dockerfile():
     assert ("grpc_tools.protoc -I proto --python_out=build/gen --grpc_python_out=build/gen "
             "$(find proto -name '*.proto')") in runs
     assert ".pth" in runs
+    assert "image-selfcheck.py" in runs and (DEPLOY / "image-selfcheck.py").is_file()
     users = [rest for word, rest in ins if word == "USER"]
     assert users and users[-1] in (str(UID), f"{UID}:{UID}"), users
     for word, rest in ins:
         if word in ("ENTRYPOINT", "CMD"):
             assert rest.startswith("["), f"{word} must be exec form: {rest}"
             assert not re.search(r'"(/bin/)?(ba)?sh"', rest), f"{word} runs a shell"
+
+
+def test_dockerignore_lets_every_copied_path_through():
+    ignore = DEPLOY / "Dockerfile.dockerignore"
+    lines = [l.strip() for l in ignore.read_text(encoding="utf-8").splitlines()]
+    lines = [l for l in lines if l and not l.startswith("#")]
+    assert lines[0] == "*", "the context should start from nothing and re-include what the build copies"
+    allowed = [l[1:].rstrip("/") for l in lines if l.startswith("!")]
+    for pattern in ("**/*.pem", "**/var/"):
+        assert pattern in lines, f"{pattern} must stay out of the build context"
+    for word, rest in _dockerfile_instructions():
+        if word != "COPY" or "--from=" in rest:
+            continue
+        sources = [a for a in rest.split() if not a.startswith("--")][:-1]
+        for src in sources:
+            src = src.rstrip("/")
+            assert any(src == a or src.startswith(a + "/") for a in allowed), (
+                f"COPY {src} is excluded by {ignore.name}"
+            )

@@ -32,6 +32,7 @@ class MendStack:
     workers: dict[str, int] = field(default_factory=dict)   # worker processes per service (default 1)
     relay_in_api: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)   # per-service overrides
     ports: dict[str, ServicePorts] = field(default_factory=dict)
     group: ProcessGroup = field(default_factory=ProcessGroup)
 
@@ -66,6 +67,7 @@ class MendStack:
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.extra_env)
+        env.update(self.service_env.get(service, {}))
         return env
 
     def migrate(self) -> None:

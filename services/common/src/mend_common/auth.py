@@ -155,7 +155,8 @@ class TokenVerifier:
             raise Unauthenticated("the bearer token is not valid") from None
         roles = claims.get("roles")
         counties = claims.get("counties")
-        if not isinstance(roles, list) or not roles or not set(roles) <= STAFF_ROLES:
+        if (not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles)
+                or not set(roles) <= STAFF_ROLES):
             raise Unauthenticated("the bearer token carries no valid staff roles")
         if not isinstance(counties, list) or not counties or not all(isinstance(c, str) and c for c in counties):
             raise Unauthenticated("the bearer token is bound to no county")

@@ -22,7 +22,9 @@ class PlatformStore:
         self.tables = tables
         self.service = service
         dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
-        self._claim = dialect_insert(tables.processed_events).on_conflict_do_nothing()
+        # RETURNING, not rowcount: psycopg 3 reports no reliable rowcount for ON CONFLICT DO NOTHING.
+        self._claim = (dialect_insert(tables.processed_events).on_conflict_do_nothing()
+                       .returning(tables.processed_events.c.event_id))
         # NOTIFY wakes relays in other processes; a relay in this process is woken directly.
         self._notify = text(f"NOTIFY {db.notify_channel}") if db.is_postgres and notify else None
 
@@ -46,7 +48,7 @@ class PlatformStore:
         Commits (or rolls back) with the handler's own writes."""
         result = conn.execute(self._claim, {
             "consumer": consumer, "event_id": event_id, "processed_at": datetime.now(timezone.utc)})
-        return result.rowcount == 1
+        return result.first() is not None
 
     def audit(self, conn: Connection, principal: str, action: str, resource_type: str,
               resource_id: str | None, county: str | None, reason: str | None = None) -> None:

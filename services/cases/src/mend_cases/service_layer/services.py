@@ -1,6 +1,7 @@
 """Use cases of the cases service."""
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timezone
 from typing import Callable
@@ -13,6 +14,7 @@ from mend_common.errors import NotFound, PermissionDenied, Violations
 
 from ..domain.case import CASE_READERS, STAGES, Case, open_case
 
+log = logging.getLogger(__name__)
 SERVICE = "cases"
 CASES_OPENED = Counter("mend_cases_opened_total", "Cases opened from referrals", ["county"])
 
@@ -41,6 +43,7 @@ def open_case_for_referral(uow_factory: Callable, envelope: Envelope, consumer: 
         uow.audit("system:referrals", "case.open", "case", case.case_id, case.county,
                   reason=f"referral {case.referral_id} received")
     CASES_OPENED.labels(case.county).inc()
+    log.info("case %s opened for referral %s", case.case_id, case.referral_id)
     return case
 
 

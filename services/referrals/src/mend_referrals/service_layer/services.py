@@ -1,6 +1,7 @@
 """Use cases of the referrals service. Entrypoints (gRPC, HTTP, nameko) translate and call these."""
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from datetime import date, datetime, timezone
@@ -16,6 +17,7 @@ from prometheus_client import Counter
 from ..domain.referral import Referral, next_status_for_case_opened, parse_draft
 from ..domain.vocabulary import AGENCY_KINDS, ReferralStatus
 
+log = logging.getLogger(__name__)
 SERVICE = "referrals"
 REFERRALS_RECEIVED = Counter("mend_referrals_received_total", "Referrals accepted for processing", ["county"])
 REFERRALS_REPLAYED = Counter("mend_referrals_replayed_total", "Repeated submissions answered from the first", ["county"])
@@ -66,6 +68,7 @@ def submit_referral(uow_factory: Callable, principal: Principal, request_id: str
         # The optimistic insert hit a unique key: a replay, or a clash. Decide on a fresh read.
         return _resolve_duplicate(uow_factory, principal, referral), True
     REFERRALS_RECEIVED.labels(referral.county).inc()
+    log.info("referral %s received from agency %s", referral.referral_id, referral.agency_id)
     return referral, False
 
 
@@ -154,6 +157,7 @@ def record_case_opened(uow_factory: Callable, envelope: Envelope, consumer: str)
             uow.audit("system:cases", "referral.case_opened", "referral", referral_id, referral.county)
     if new_status:
         REFERRAL_STATUS_CHANGES.labels(new_status).inc()
+        log.info("referral %s: case %s opened", referral_id, case_id)
     return True
 
 

@@ -1,0 +1,99 @@
+"""pytest fixtures that run a real Mend region: every process kind as a subprocess, on a private
+RabbitMQ vhost, once on SQLite and once on PostgreSQL."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from mend_common.testing.plugin import RabbitVhost
+
+from .client import CasesClient, ReferralsClient
+from .stack import MendStack
+
+# Fast retries in tests; the attempts limit stays a real, checked number.
+TEST_ENV = {"MEND_RETRY_DELAY_MS": "200", "MEND_MAX_DELIVERY_ATTEMPTS": "3", "MEND_API_KEY_CACHE_SECONDS": "0",
+            "MEND_LOG_LEVEL": "INFO"}
+
+
+def start_stack(tmp_path_factory, request, backend: str, **kwargs) -> tuple[MendStack, RabbitVhost]:
+    vhost = RabbitVhost(f"mend-test-{uuid.uuid4().hex[:10]}").create()
+    database_url = None
+    if backend == "postgresql":
+        database_url = request.getfixturevalue("postgres_database").url
+    env = dict(TEST_ENV)
+    env.update(kwargs.pop("extra_env", {}))
+    stack = MendStack(var_dir=tmp_path_factory.mktemp(f"stack-{backend}"), amqp_uri=vhost.uri,
+                      database_url=database_url, extra_env=env, **kwargs)
+    try:
+        stack.start()
+    except Exception:
+        vhost.delete()
+        raise
+    return stack, vhost
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request, tmp_path_factory):
+    """A running region (referrals and cases, api and worker each) for one test module."""
+    running, vhost = start_stack(tmp_path_factory, request, request.param)
+    running.vhost = vhost
+    running.backend = request.param
+    yield running
+    running.stop()
+    vhost.delete()
+
+
+@dataclass
+class Tenant:
+    """A county of its own (so tests never see each other's data) with two agencies and staff."""
+    stack: MendStack
+    county: str
+    agency_id: str
+    api_key: str
+    other_agency_id: str
+    other_api_key: str
+
+    def agency_client(self, other: bool = False) -> ReferralsClient:
+        return ReferralsClient(self.stack.grpc_target("referrals"), api_key=self.other_api_key if other else self.api_key)
+
+    def staff_token(self, *roles: str, subject: str = "staff-1", counties: list[str] | None = None) -> str:
+        return self.stack.token(list(roles), counties or [self.county], subject=subject)
+
+    def cases_client(self, *roles: str, subject: str = "staff-1") -> CasesClient:
+        return CasesClient(self.stack.grpc_target("cases"), token=self.staff_token(*(roles or ("coordinator",)), subject=subject))
+
+
+def make_tenant(stack: MendStack) -> Tenant:
+    county = f"county-{uuid.uuid4().hex[:8]}"
+    admin = ReferralsClient(stack.grpc_target("referrals"), token=stack.token(["admin"], [county], subject="it-admin"))
+    first = admin.create_agency("Test Constabulary", county, "police")
+    second = admin.create_agency("Test Probation", county, "probation")
+    return Tenant(stack, county, first.agency_id, admin.issue_key(first.agency_id).api_key,
+                  second.agency_id, admin.issue_key(second.agency_id).api_key)
+
+
+@pytest.fixture
+def tenant(stack) -> Tenant:
+    return make_tenant(stack)
+
+
+def referral_draft(county: str, **overrides) -> dict:
+    draft = {
+        "agency_reference": f"REF/{uuid.uuid4().hex[:12]}",
+        "county": county,
+        "offence": {"type": "criminal damage to a car", "category": "criminal_damage", "date": "2026-09-14",
+                    "reported_date": "2026-09-15", "hate_crime": False},
+        "initiated_by": "victim_led",
+        "participants": [
+            {"role": "victim", "given_name": "Jo", "family_name": "Bloggs", "age": 37, "consent_to_contact": True,
+             "contact": {"email": "jo@example.org", "preferred_channel": "email"},
+             "vulnerabilities": ["intimidated"]},
+            {"role": "responsible_person", "given_name": "Lee", "family_name": "Doe", "date_of_birth": "2009-01-20"},
+            {"role": "parent_or_guardian", "given_name": "Pat", "family_name": "Doe"},
+        ],
+        "reason": "Victim would like an apology and to understand why.",
+    }
+    draft.update(overrides)
+    return draft
