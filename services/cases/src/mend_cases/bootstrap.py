@@ -24,6 +24,6 @@ def build_api(ctx: ApiContext) -> ApiParts:
 
 SERVICE = ServiceDefinition(
     name="cases", metadata=metadata, platform=platform,
-    migrations_dir=Path(__file__).resolve().parents[2] / "migrations",
+    migrations_dir=Path(__file__).resolve().parent / "migrations",
     build_api=build_api, worker_class_path="mend_cases.entrypoints.worker:CasesWorker",
 )

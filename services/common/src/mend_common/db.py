@@ -34,7 +34,9 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
+                # No ping per checkout (a round trip per transaction): a connection broken by a
+                # database restart fails one call, and SQLAlchemy then discards the whole pool.
+                pool_pre_ping=False,
                 pool_timeout=10,
                 connect_args={
                     "options": f"-c search_path={schema} -c statement_timeout={statement_timeout_ms}",

@@ -62,6 +62,9 @@ def read_json(request: Request) -> dict:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # e.g. 100,000 nested "[": fits in the size limit but exhausts the decoder's stack.
+        raise _HttpError(400, "malformed_json", "the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise _HttpError(400, "malformed_json", "the body must be a JSON object")
     return data

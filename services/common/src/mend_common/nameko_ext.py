@@ -9,17 +9,21 @@ import logging
 import time
 import traceback
 from datetime import datetime, timezone
+from functools import partial
 
 import kombu
 from kombu import Queue
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
+from nameko.messaging import QueueConsumer
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from .amqp import DEAD_LETTER_EXCHANGE, RETRY_EXCHANGE, declare_consumer_topology
 from .db import Database
 from .logs import correlation_id_var, new_correlation_id
+from .outbox import PlatformStore
+from .tables import PlatformTables
 from .metrics import (CONSUMER_LAG, DEAD_LETTERED, EVENT_HANDLING, EVENTS_CONSUMED, EVENTS_FAILED,
                       exposition)
 
@@ -34,10 +38,27 @@ def previous_attempts(headers: dict | None, queue_name: str) -> int:
     return 0
 
 
+class ReliableQueueConsumer(QueueConsumer):
+    """nameko's QueueConsumer inherits kombu's default for a body it cannot decode (not JSON, or
+    a content type it does not accept): log it and ack it, i.e. drop the message. Ours hands
+    such a message to its ReliableEventHandler, which fails it like any other poison message."""
+
+    def get_consumers(self, consumer_cls, channel):
+        for provider in self._providers:
+            on_decode_error = getattr(provider, "handle_undecodable_message", None) or self.on_decode_error
+            consumer = consumer_cls(queues=[provider.queue], callbacks=[partial(self.handle_message, provider)],
+                                    accept=self.accept, on_decode_error=on_decode_error)
+            consumer.qos(prefetch_count=self.prefetch_count)
+            self._consumers[provider] = consumer
+        return self._consumers.values()
+
+
 class ReliableEventHandler(EventHandler):
     """@event_handler that never blocks its queue on a bad message: a failed message waits in a
     retry queue and comes back; after MEND_MAX_DELIVERY_ATTEMPTS it is moved to "<queue>.dlq"
     (published with a confirm before the original is acked, so it is never lost)."""
+
+    queue_consumer = ReliableQueueConsumer()
 
     def setup(self):
         super().setup()
@@ -59,6 +80,12 @@ class ReliableEventHandler(EventHandler):
         if started is not None:
             EVENT_HANDLING.labels(self.consumer_name, self.event_type).observe(time.monotonic() - started)
         return super().handle_result(message, worker_ctx, result, exc_info)
+
+    def handle_undecodable_message(self, message, exc):
+        """A body that cannot be decoded never reaches a worker: fail it here, so it is retried
+        and then dead-lettered like any other poison message instead of being dropped."""
+        log.error("could not decode an event body (%s)", exc, extra={"event_type": self.event_type})
+        self.handle_message_processed(message, exc_info=(type(exc), exc, exc.__traceback__))
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
@@ -108,19 +135,45 @@ class ReliableEventHandler(EventHandler):
 event_subscriber = ReliableEventHandler.decorator
 
 
+_databases: dict[tuple[str, str], Database] = {}
+
+
+def _process_database(config) -> Database:
+    """One engine and pool per process, shared by every dependency that needs the database."""
+    key = (config["MEND_DATABASE_URL"], config["MEND_DB_SCHEMA"])
+    if key not in _databases:
+        _databases[key] = Database(key[0], key[1], pool_size=int(config.get("MEND_DB_POOL_SIZE", 20)))
+    return _databases[key]
+
+
 class DatabaseProvider(DependencyProvider):
-    """Gives each worker the service's Database (one engine and pool per process)."""
+    """Gives each worker the service's Database."""
 
     def setup(self):
-        config = self.container.config
-        self.database = Database(config["MEND_DATABASE_URL"], config["MEND_DB_SCHEMA"],
-                                 pool_size=int(config.get("MEND_DB_POOL_SIZE", 20)))
+        self.database = _process_database(self.container.config)
 
     def stop(self):
         self.database.dispose()
 
     def get_dependency(self, worker_ctx):
         return self.database
+
+
+class UnitOfWorkProvider(DependencyProvider):
+    """Gives each worker a factory of the service's unit of work, built once per process."""
+
+    def __init__(self, uow_class, platform: PlatformTables, service: str):
+        self.uow_class = uow_class
+        self.platform = platform
+        self.service = service
+
+    def setup(self):
+        database = _process_database(self.container.config)
+        store = PlatformStore(database, self.platform, self.service)
+        self.factory = lambda: self.uow_class(database, store)
+
+    def get_dependency(self, worker_ctx):
+        return self.factory
 
 
 class EventContext(DependencyProvider):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from sqlalchemy import text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from .db import Database
 from .envelope import Envelope
+from .fastsql import Statement, insert
 from .logs import current_correlation_id
 from .metrics import AUDIT_RECORDS
 from .tables import PlatformTables
@@ -21,16 +20,19 @@ class PlatformStore:
         self.db = db
         self.tables = tables
         self.service = service
-        dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
         # RETURNING, not rowcount: psycopg 3 reports no reliable rowcount for ON CONFLICT DO NOTHING.
-        self._claim = (dialect_insert(tables.processed_events).on_conflict_do_nothing()
-                       .returning(tables.processed_events.c.event_id))
+        self._claim = insert("processed_events", ("consumer", "event_id", "processed_at"),
+                             "ON CONFLICT DO NOTHING RETURNING event_id")
+        self._add_event = insert("outbox", ("event_id", "event_type", "county", "body", "correlation_id",
+                                            "created_at", "available_at"))
+        self._audit = insert("audit_log", ("at", "principal", "action", "resource_type", "resource_id", "county",
+                                           "correlation_id", "reason"))
         # NOTIFY wakes relays in other processes; a relay in this process is woken directly.
-        self._notify = text(f"NOTIFY {db.notify_channel}") if db.is_postgres and notify else None
+        self._notify = Statement(f"NOTIFY {db.notify_channel}") if db.is_postgres and notify else None
 
     def add_event(self, conn: Connection, envelope: Envelope) -> None:
         now = datetime.now(timezone.utc)
-        conn.execute(self.tables.outbox.insert(), {
+        self._add_event.execute(conn, {
             "event_id": envelope.event_id,
             "event_type": envelope.type,
             "county": envelope.county,
@@ -41,18 +43,17 @@ class PlatformStore:
         })
         if self._notify is not None:
             # Delivered at commit, once per transaction however many events it adds.
-            conn.execute(self._notify)
+            self._notify.execute(conn, {})
 
     def claim_event(self, conn: Connection, consumer: str, event_id: str) -> bool:
         """True the first time this consumer sees the event; False for a redelivery.
         Commits (or rolls back) with the handler's own writes."""
-        result = conn.execute(self._claim, {
-            "consumer": consumer, "event_id": event_id, "processed_at": datetime.now(timezone.utc)})
-        return result.first() is not None
+        return bool(self._claim.execute(conn, {
+            "consumer": consumer, "event_id": event_id, "processed_at": datetime.now(timezone.utc)}))
 
     def audit(self, conn: Connection, principal: str, action: str, resource_type: str,
               resource_id: str | None, county: str | None, reason: str | None = None) -> None:
-        conn.execute(self.tables.audit_log.insert(), {
+        self._audit.execute(conn, {
             "at": datetime.now(timezone.utc),
             "principal": principal,
             "action": action,

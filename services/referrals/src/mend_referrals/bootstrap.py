@@ -29,6 +29,6 @@ def build_api(ctx: ApiContext) -> ApiParts:
 
 SERVICE = ServiceDefinition(
     name="referrals", metadata=metadata, platform=platform,
-    migrations_dir=Path(__file__).resolve().parents[2] / "migrations",
+    migrations_dir=Path(__file__).resolve().parent / "migrations",
     build_api=build_api, worker_class_path="mend_referrals.entrypoints.worker:ReferralsWorker",
 )

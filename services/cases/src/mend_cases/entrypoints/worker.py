@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from mend_common.envelope import Envelope
-from mend_common.nameko_ext import WorkerBase, event_subscriber
-from mend_common.outbox import PlatformStore
+from mend_common.nameko_ext import UnitOfWorkProvider, WorkerBase, event_subscriber
 
 from ..adapters.tables import platform
 from ..service_layer import services
@@ -12,9 +11,8 @@ from ..service_layer.unit_of_work import CasesUnitOfWork
 
 class CasesWorker(WorkerBase):
     name = "cases"
+    uow = UnitOfWorkProvider(CasesUnitOfWork, platform, "cases")
 
     @event_subscriber("referrals", "referral_received")
     def on_referral_received(self, body):
-        store = PlatformStore(self.db, platform, "cases")
-        services.open_case_for_referral(lambda: CasesUnitOfWork(self.db, store), Envelope.from_dict(body),
-                                        "cases.on_referral_received")
+        services.open_case_for_referral(self.uow, Envelope.from_dict(body), "cases.on_referral_received")

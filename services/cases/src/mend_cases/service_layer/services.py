@@ -33,9 +33,8 @@ def open_case_for_referral(uow_factory: Callable, envelope: Envelope, consumer: 
             return None
         # A second event for the same referral (e.g. a replayed publish with a new event id)
         # also opens nothing new.
-        if uow.cases.exists_for_referral(case.referral_id):
+        if not uow.cases.add(case):
             return None
-        uow.cases.add(case)
         uow.publish(new_event(SERVICE, "case_opened", case.county, {
             "case_id": case.case_id, "referral_id": case.referral_id, "stage": case.stage,
             "opened_at": case.opened_at.isoformat(),

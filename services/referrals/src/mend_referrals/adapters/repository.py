@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 
+from mend_common.fastsql import Statement, insert
+
 from ..domain.referral import Referral
 from .tables import agencies, api_keys, referral_status_history, referrals
 
@@ -28,12 +30,21 @@ def decode_page_token(token: str) -> tuple[datetime, str] | None:
         return None
 
 
+# The intake and status hot paths run these on the driver directly (see mend_common.fastsql).
+ADD_REFERRAL = insert("referrals", ("referral_id", "agency_id", "county", "agency_reference", "request_id",
+                                    "fingerprint", "status", "case_id", "received_at", "updated_at", "draft"))
+STATUS_OF = Statement("SELECT status, county FROM referrals WHERE referral_id = :referral_id")
+CHANGE_STATUS = Statement("UPDATE referrals SET status = :status, updated_at = :at, "
+                          "case_id = COALESCE(:case_id, case_id) WHERE referral_id = :referral_id")
+ADD_HISTORY = insert("referral_status_history", ("referral_id", "status", "at", "detail"))
+
+
 class SqlReferralRepository:
     def __init__(self, conn: Connection):
         self.conn = conn
 
     def add(self, referral: Referral) -> None:
-        self.conn.execute(referrals.insert(), {
+        ADD_REFERRAL.execute(self.conn, {
             "referral_id": referral.referral_id, "agency_id": referral.agency_id, "county": referral.county,
             "agency_reference": referral.agency_reference, "request_id": referral.request_id,
             "fingerprint": referral.fingerprint, "status": referral.status, "case_id": referral.case_id,
@@ -84,13 +95,14 @@ class SqlReferralRepository:
         query = query.order_by(referrals.c.received_at.desc(), referrals.c.referral_id.desc()).limit(limit)
         return [self._from_row(row, False) for row in self.conn.execute(query)]
 
+    def status_of(self, referral_id: str) -> tuple[str, str] | None:
+        """(status, county) without loading the referral."""
+        rows = STATUS_OF.execute(self.conn, {"referral_id": referral_id})
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def change_status(self, referral_id: str, status: str, at: datetime, detail: str, case_id: str | None = None) -> None:
-        values = {"status": status, "updated_at": at}
-        if case_id:
-            values["case_id"] = case_id
-        self.conn.execute(update(referrals).where(referrals.c.referral_id == referral_id).values(**values))
-        self.conn.execute(referral_status_history.insert(),
-                          {"referral_id": referral_id, "status": status, "at": at, "detail": detail})
+        CHANGE_STATUS.execute(self.conn, {"status": status, "at": at, "case_id": case_id, "referral_id": referral_id})
+        ADD_HISTORY.execute(self.conn, {"referral_id": referral_id, "status": status, "at": at, "detail": detail})
 
 
 class SqlAgencyRepository:

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from mend_common.envelope import Envelope
-from mend_common.nameko_ext import WorkerBase, event_subscriber
-from mend_common.outbox import PlatformStore
+from mend_common.nameko_ext import UnitOfWorkProvider, WorkerBase, event_subscriber
 
 from ..adapters.tables import platform
 from ..service_layer import services
@@ -12,11 +11,8 @@ from ..service_layer.unit_of_work import ReferralsUnitOfWork
 
 class ReferralsWorker(WorkerBase):
     name = "referrals"
-
-    def _uow(self):
-        store = PlatformStore(self.db, platform, "referrals")
-        return lambda: ReferralsUnitOfWork(self.db, store)
+    uow = UnitOfWorkProvider(ReferralsUnitOfWork, platform, "referrals")
 
     @event_subscriber("cases", "case_opened")
     def on_case_opened(self, body):
-        services.record_case_opened(self._uow(), Envelope.from_dict(body), "referrals.on_case_opened")
+        services.record_case_opened(self.uow, Envelope.from_dict(body), "referrals.on_case_opened")

@@ -148,13 +148,14 @@ def record_case_opened(uow_factory: Callable, envelope: Envelope, consumer: str)
     with uow_factory() as uow:
         if not uow.claim_event(consumer, envelope.event_id):
             return False
-        referral = uow.referrals.get(referral_id, with_history=False)
-        if referral is None:
+        found = uow.referrals.status_of(referral_id)
+        if found is None:
             raise LookupError(f"case_opened for unknown referral {referral_id}")
-        new_status = next_status_for_case_opened(referral.status)
+        status, county = found
+        new_status = next_status_for_case_opened(status)
         if new_status:
             uow.referrals.change_status(referral_id, new_status, _now(), f"case {case_id} opened", case_id=case_id)
-            uow.audit("system:cases", "referral.case_opened", "referral", referral_id, referral.county)
+            uow.audit("system:cases", "referral.case_opened", "referral", referral_id, county)
     if new_status:
         REFERRAL_STATUS_CHANGES.labels(new_status).inc()
         log.info("referral %s: case %s opened", referral_id, case_id)

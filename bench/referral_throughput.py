@@ -1,0 +1,172 @@
+"""End-to-end referral intake under load: concurrent gRPC clients submit referrals to a region
+running on PostgreSQL; each referral must travel through the outbox, RabbitMQ and the cases
+worker into an open case. Prints throughput, submit latency, time until the case is opened
+and memory. A benchmark, not a test: nothing here passes or fails on time."""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import grpc
+import psycopg
+
+from mend.referrals.v1 import referrals_pb2
+from mend_cli.client import ReferralsClient
+from mend_cli.pytest_stack import make_tenant, referral_draft
+from mend_cli.stack import MendStack
+from mend_common.proto_convert import plain_to_message
+from mend_common.testing.plugin import PG_ADMIN_URL, PostgresDatabase, RabbitVhost
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        import os
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError):
+        return float("nan")
+
+
+def run_load(target: str, api_key: str, county: str, clients: int, seconds: float, warmup: float):
+    """Closed loop: each client submits, waits for the answer, submits again."""
+    channel = grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+    stub = ReferralsClient(target, api_key=api_key, channel=channel)
+    template = referrals_pb2.SubmitReferralRequest()
+    plain_to_message(referral_draft(county), template.referral)
+    results: list[tuple[float, float, str]] = []   # (start, latency, referral_id) in the measured window
+    errors: list[str] = []
+    lock = threading.Lock()
+    start_at = time.monotonic()
+    measure_from = start_at + warmup
+    stop_at = measure_from + seconds
+
+    def client(n: int):
+        local, local_errors = [], []
+        i = 0
+        while True:
+            t0 = time.monotonic()
+            if t0 >= stop_at:
+                break
+            request = referrals_pb2.SubmitReferralRequest()
+            request.CopyFrom(template)
+            request.request_id = f"bench-{n}-{i}-{uuid.uuid4().hex[:8]}"
+            request.referral.agency_reference = f"B/{n}/{i}/{uuid.uuid4().hex[:6]}"
+            i += 1
+            try:
+                reply = stub.stub.SubmitReferral(request, metadata=stub.md, timeout=10)
+            except grpc.RpcError as exc:
+                local_errors.append(exc.code().name)
+                continue
+            t1 = time.monotonic()
+            if t0 >= measure_from:
+                local.append((t0, t1 - t0, reply.referral_id))
+        with lock:
+            results.extend(local)
+            errors.extend(local_errors)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors, seconds
+
+
+def case_open_delays(database_url: str, referral_ids: set[str], timeout: float) -> tuple[list[float], int]:
+    """Seconds from a referral being stored to its case being opened, for the measured ones."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            rows = conn.execute(
+                "SELECT r.referral_id, EXTRACT(EPOCH FROM (c.opened_at - r.received_at)) "
+                "FROM referrals.referrals r JOIN cases.cases c ON c.referral_id = r.referral_id "
+                "WHERE r.referral_id = ANY(%s)", (list(referral_ids),)).fetchall()
+            if len(rows) >= len(referral_ids) or time.monotonic() > deadline:
+                return [float(r[1]) for r in rows], len(rows)
+            time.sleep(0.5)
+
+
+def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int = 32, seconds: float = 20.0,
+            warmup: float = 3.0, case_workers: int = 2) -> dict:
+    vhost = RabbitVhost(f"mend-bench-{uuid.uuid4().hex[:8]}").create()
+    database = PostgresDatabase(f"mend_bench_{uuid.uuid4().hex[:8]}").create()
+    stack = MendStack(var_dir=Path("var/bench") / vhost.name, amqp_uri=f"{amqp_base}/{vhost.name}",
+                      database_url=database.url, workers={"cases": case_workers},
+                      extra_env={"MEND_LOG_LEVEL": "WARNING", "MEND_GRPC_THREADS": str(max(16, clients))})
+    try:
+        stack.start()
+        tenant = make_tenant(stack)
+        pids = {p.name: p.proc.pid for p in stack.group.processes}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        wall_start = time.monotonic()
+        results, errors, window = run_load(stack.grpc_target("referrals"), tenant.api_key, tenant.county,
+                                           clients, seconds, warmup)
+        ids = {r[2] for r in results}
+        delays, opened = case_open_delays(database.url, ids, timeout=120)
+        wall = time.monotonic() - wall_start
+        cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        memory = {name: round(rss_mib(pid), 1) for name, pid in pids.items()}
+        latencies = [r[1] for r in results]
+        total_cpu = sum(cpu_after[n] - cpu_before[n] for n in pids)
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            all_submitted = conn.execute("SELECT count(*) FROM referrals.referrals").fetchone()[0]
+            all_cases = conn.execute("SELECT count(*) FROM cases.cases").fetchone()[0]
+        return {
+            "clients": clients, "window_s": window, "submitted_in_window": len(results),
+            "errors": len(errors), "error_codes": sorted(set(errors)),
+            "submit_per_s": len(results) / window,
+            "submit_p50_ms": percentile(latencies, 50) * 1000, "submit_p99_ms": percentile(latencies, 99) * 1000,
+            "cases_opened_of_window": opened,
+            "case_open_p50_ms": percentile(delays, 50) * 1000, "case_open_p99_ms": percentile(delays, 99) * 1000,
+            "case_open_max_ms": max(delays) * 1000 if delays else float("nan"),
+            "all_referrals": all_submitted, "all_cases": all_cases,
+            "service_cpu_s_per_referral_ms": total_cpu / max(all_submitted, 1) * 1000,
+            "rss_mib": memory, "wall_s": wall,
+            "cpu_s": {n: round(cpu_after[n] - cpu_before[n], 2) for n in pids},
+        }
+    finally:
+        stack.stop()
+        vhost.delete()
+        try:
+            database.drop()
+        except Exception:
+            pass
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--case-workers", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = measure(clients=args.clients, seconds=args.seconds, case_workers=args.case_workers)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
