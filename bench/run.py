@@ -1,0 +1,70 @@
+"""make bench: every benchmark, figures printed, nothing passes or fails on time.
+
+1. The raw ceiling of this broker: durable, confirmed publish + consume with plain kombu/py-amqp.
+2. Referral intake end to end on PostgreSQL: concurrent gRPC clients submit; each referral must
+   become an open case. Reported with its ratio to the ceiling measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from kombu_ceiling import measure_ceiling  # noqa: E402
+from referral_throughput import measure  # noqa: E402
+
+from mend_common.testing.plugin import RabbitVhost  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=int(os.environ.get("MEND_BENCH_CLIENTS", 32)))
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("MEND_BENCH_SECONDS", 20)))
+    parser.add_argument("--case-workers", type=int, default=2)
+    parser.add_argument("--messages", type=int, default=20000)
+    args = parser.parse_args(argv)
+
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores, load average {load:.2f} at start (figures are noisy on a busy machine)")
+    vhost = RabbitVhost(f"mend-bench-ceiling-{uuid.uuid4().hex[:6]}").create()
+    try:
+        ceiling = measure_ceiling(vhost.uri, messages=args.messages)
+    finally:
+        vhost.delete()
+    print(f"\n[1] broker ceiling (kombu, durable + confirms, {ceiling['messages']} x {ceiling['payload_bytes']} B)")
+    print(f"    publish only          {ceiling['publish_per_s']:8.0f} msg/s")
+    print(f"    publish + consume     {ceiling['publish_consume_per_s']:8.0f} msg/s")
+
+    result = measure(clients=args.clients, seconds=args.seconds, case_workers=args.case_workers)
+    ratio = result["submit_per_s"] / ceiling["publish_consume_per_s"]
+    end_to_end = result["cases_opened_of_window"] / result["window_s"]
+    print(f"\n[2] referral intake on PostgreSQL ({result['clients']} gRPC clients, {result['window_s']:.0f} s window, "
+          f"{args.case_workers} cases workers)")
+    print(f"    submitted             {result['submit_per_s']:8.1f} referrals/s  ({result['submitted_in_window']} in window, "
+          f"{result['errors']} errors {result['error_codes']})")
+    print(f"    submit latency        p50 {result['submit_p50_ms']:7.1f} ms   p99 {result['submit_p99_ms']:7.1f} ms")
+    print(f"    until case opened     p50 {result['case_open_p50_ms']:7.1f} ms   p99 {result['case_open_p99_ms']:7.1f} ms   "
+          f"max {result['case_open_max_ms']:.1f} ms")
+    print(f"    cases opened          {result['cases_opened_of_window']} of {result['submitted_in_window']} "
+          f"(all: {result['all_cases']} cases for {result['all_referrals']} referrals)")
+    print(f"    service CPU           {result['service_cpu_s_per_referral_ms']:.2f} ms per referral (Mend processes only) "
+          f"{result['cpu_s']}")
+    print(f"    memory (RSS MiB)      {result['rss_mib']}")
+    print(f"\n    ratio to the ceiling  {ratio:.3f}   (target >= 0.10, submit p99 <= 50 ms)")
+    out = Path("var/bench")
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_at_start": load,
+              "ceiling": ceiling, "referral_intake": result, "ratio": ratio, "end_to_end_per_s": end_to_end}
+    (out / "latest.json").write_text(json.dumps(report, indent=2, default=str))
+    print(f"    full figures: {out / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
