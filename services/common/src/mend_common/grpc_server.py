@@ -62,6 +62,7 @@ class MendInterceptor(grpc.ServerInterceptor):
         inner = handler.unary_unary
         needs_auth = not method.startswith(UNAUTHENTICATED_PREFIXES)
         short_method = method.rsplit("/", 1)[-1]
+        latency = GRPC_LATENCY.labels(self.service, short_method)
 
         def behaviour(request, context: grpc.ServicerContext):
             started = time.perf_counter()
@@ -86,7 +87,7 @@ class MendInterceptor(grpc.ServerInterceptor):
                 context.abort(grpc.StatusCode.INTERNAL, f"internal error; quote correlation id {cid}")
             finally:
                 GRPC_REQUESTS.labels(self.service, short_method, code).inc()
-                GRPC_LATENCY.labels(self.service, short_method).observe(time.perf_counter() - started)
+                latency.observe(time.perf_counter() - started)
 
         return grpc.unary_unary_rpc_method_handler(
             behaviour, request_deserializer=handler.request_deserializer,

@@ -60,6 +60,12 @@ def read_json(request: Request) -> dict:
         raise _HttpError(413, "payload_too_large", f"the body must be at most {MAX_BODY_BYTES} bytes")
     try:
         data = json.loads(raw)
+        if _U_ESCAPE.search(raw):
+            # JSON lets "\\ud800" stand alone; no UTF-8 database, queue or gRPC peer takes it (I-JSON forbids it).
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _HttpError(400, "malformed_json",
+                         "the body is not valid Unicode text: it has an unpaired surrogate (\\ud800-\\udfff)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise _HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -68,6 +74,10 @@ def read_json(request: Request) -> dict:
     if not isinstance(data, dict):
         raise _HttpError(400, "malformed_json", "the body must be a JSON object")
     return data
+
+
+# A "\u" escape, in UTF-8, -16 or -32: the only way a lone surrogate gets past the decoder.
+_U_ESCAPE = re.compile(rb"\\\x00*u")
 
 
 class _HttpError(Exception):

@@ -48,3 +48,26 @@ def run_env(context, target_metadata: MetaData, schema: str) -> None:
                 conn.commit()
     finally:
         db.dispose()
+
+
+def create_outbox_notify_trigger_v1(op, schema: str) -> None:
+    """PostgreSQL: every statement that adds outbox rows wakes the relays (LISTEN
+    mend_outbox_<schema>) from inside the database, so writers spend no round trip on NOTIFY.
+    SQLite has no NOTIFY: its relay polls."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(f"""
+        CREATE OR REPLACE FUNCTION "{schema}".notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('mend_outbox_' || TG_TABLE_SCHEMA, '');
+            RETURN NULL;
+        END $$""")
+    op.execute(f'CREATE TRIGGER outbox_notify AFTER INSERT ON "{schema}".outbox '
+               f'FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".notify_outbox()')
+
+
+def drop_outbox_notify_trigger_v1(op, schema: str) -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(f'DROP TRIGGER IF EXISTS outbox_notify ON "{schema}".outbox')
+    op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_outbox()')

@@ -9,14 +9,14 @@ from sqlalchemy.engine import Connection
 
 from .db import Database
 from .envelope import Envelope
-from .fastsql import Statement, insert
+from .fastsql import insert
 from .logs import current_correlation_id
 from .metrics import AUDIT_RECORDS
 from .tables import PlatformTables
 
 
 class PlatformStore:
-    def __init__(self, db: Database, tables: PlatformTables, service: str, *, notify: bool = True):
+    def __init__(self, db: Database, tables: PlatformTables, service: str):
         self.db = db
         self.tables = tables
         self.service = service
@@ -27,8 +27,6 @@ class PlatformStore:
                                             "created_at", "available_at"))
         self._audit = insert("audit_log", ("at", "principal", "action", "resource_type", "resource_id", "county",
                                            "correlation_id", "reason"))
-        # NOTIFY wakes relays in other processes; a relay in this process is woken directly.
-        self._notify = Statement(f"NOTIFY {db.notify_channel}") if db.is_postgres and notify else None
 
     def add_event(self, conn: Connection, envelope: Envelope) -> None:
         now = datetime.now(timezone.utc)
@@ -41,9 +39,6 @@ class PlatformStore:
             "created_at": now,
             "available_at": now,
         })
-        if self._notify is not None:
-            # Delivered at commit, once per transaction however many events it adds.
-            self._notify.execute(conn, {})
 
     def claim_event(self, conn: Connection, consumer: str, event_id: str) -> bool:
         """True the first time this consumer sees the event; False for a redelivery.

@@ -91,10 +91,14 @@ class OutboxRelay:
         done_ids = [row.id for row in rows if row.event_id in confirmed]
         if done_ids:
             conn.execute(delete(self.outbox).where(self.outbox.c.id.in_(done_ids)))
+        lag = OUTBOX_LAG.labels(self.service)
+        published: dict[str, int] = {}
         for row in rows:
             if row.event_id in confirmed:
-                OUTBOX_PUBLISHED.labels(self.service, row.event_type).inc()
-                OUTBOX_LAG.labels(self.service).observe((now - _aware(row.created_at)).total_seconds())
+                published[row.event_type] = published.get(row.event_type, 0) + 1
+                lag.observe((now - _aware(row.created_at)).total_seconds())
+        for event_type, count in published.items():
+            OUTBOX_PUBLISHED.labels(self.service, event_type).inc(count)
         failed = [row for row in rows if row.event_id not in confirmed]
         if failed:
             # Unroutable (no queue bound yet) or nacked: try again later, backing off.

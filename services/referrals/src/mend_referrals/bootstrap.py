@@ -14,8 +14,7 @@ from .service_layer.unit_of_work import ReferralsUnitOfWork
 
 def build_api(ctx: ApiContext) -> ApiParts:
     from .entrypoints import grpc_api, http_api
-    # A relay runs in this process and is woken directly, so no NOTIFY per submit is needed.
-    store = PlatformStore(ctx.db, platform, "referrals", notify=not ctx.settings.relay_enabled)
+    store = PlatformStore(ctx.db, platform, "referrals")
 
     def uow_factory():
         return ReferralsUnitOfWork(ctx.db, store)

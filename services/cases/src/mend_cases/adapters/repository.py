@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
-from mend_common.fastsql import insert
+from mend_common.fastsql import MultiRowInsert, insert
 
 from ..domain.case import Case, CaseParticipant, StageChange
 from .tables import case_participants, case_stage_history, cases
@@ -34,10 +34,10 @@ ADD_CASE = insert("cases", ("case_id", "referral_id", "county", "stage", "initia
                             "offence_category", "offence_date", "offence_flags", "referring_agency_id",
                             "agency_reference", "opened_at", "updated_at"),
                   "ON CONFLICT (referral_id) DO NOTHING RETURNING case_id")
-ADD_PARTICIPANT = insert("case_participants", ("participant_id", "case_id", "role", "given_name", "family_name",
+ADD_PARTICIPANTS = MultiRowInsert("case_participants", ("participant_id", "case_id", "role", "given_name", "family_name",
                                                "date_of_birth", "age", "is_youth", "vulnerabilities",
                                                "consent_to_contact", "preferred_channel", "contact"))
-ADD_STAGE_CHANGE = insert("case_stage_history", ("case_id", "stage", "at", "by", "reason"))
+ADD_STAGE_CHANGES = MultiRowInsert("case_stage_history", ("case_id", "stage", "at", "by", "reason"))
 
 
 class SqlCaseRepository:
@@ -54,12 +54,12 @@ class SqlCaseRepository:
                 "agency_reference": case.agency_reference, "opened_at": case.opened_at,
                 "updated_at": case.opened_at}):
             return False
-        ADD_PARTICIPANT.execute_many(self.conn, [{
+        ADD_PARTICIPANTS.execute(self.conn, [{
             "participant_id": p.participant_id, "case_id": case.case_id, "role": p.role, "given_name": p.given_name,
             "family_name": p.family_name, "date_of_birth": p.date_of_birth, "age": p.age, "is_youth": p.is_youth,
             "vulnerabilities": json.dumps(p.vulnerabilities), "consent_to_contact": p.consent_to_contact,
             "preferred_channel": p.preferred_channel, "contact": json.dumps(p.contact)} for p in case.participants])
-        ADD_STAGE_CHANGE.execute_many(self.conn, [
+        ADD_STAGE_CHANGES.execute(self.conn, [
             {"case_id": case.case_id, "stage": h.stage, "at": h.at, "by": h.by, "reason": h.reason}
             for h in case.history])
         return True

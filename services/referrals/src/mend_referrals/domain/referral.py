@@ -93,7 +93,12 @@ class ReferralDraft:
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # asdict() deep-copies recursively and is slow; the draft is frozen, so build it once.
+        cached = self.__dict__.get("_as_dict")
+        if cached is None:
+            cached = asdict(self)
+            object.__setattr__(self, "_as_dict", cached)
+        return cached
 
     def fingerprint(self) -> str:
         """Identifies the content, so a replayed request can be told from a different one."""
