@@ -50,6 +50,23 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def infrastructure_pids() -> dict[str, list[int]]:
+    """PostgreSQL and RabbitMQ processes on this machine (their CPU is part of each referral)."""
+    found: dict[str, list[int]] = {"postgresql": [], "rabbitmq": []}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in ("postgres", "postmaster"):
+            found["postgresql"].append(int(entry.name))
+        elif comm.startswith("beam") or comm in ("epmd", "erl_child_setup"):
+            found["rabbitmq"].append(int(entry.name))
+    return found
+
+
 def run_load(target: str, api_key: str, county: str, clients: int, seconds: float, warmup: float):
     """Closed loop: each client submits, waits for the answer, submits again."""
     channel = grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
@@ -121,6 +138,8 @@ def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int =
         tenant = make_tenant(stack)
         pids = {p.name: p.proc.pid for p in stack.group.processes}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        infra = infrastructure_pids()
+        infra_before = {pid: cpu_seconds(pid) for ps in infra.values() for pid in ps}
         wall_start = time.monotonic()
         results, errors, window = run_load(stack.grpc_target("referrals"), tenant.api_key, tenant.county,
                                            clients, seconds, warmup)
@@ -128,6 +147,10 @@ def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int =
         delays, opened = case_open_delays(database.url, ids, timeout=120)
         wall = time.monotonic() - wall_start
         cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        # Per process, before and after; a backend that exited in between is not counted.
+        infra_after = infrastructure_pids()
+        infra_cpu = {name: round(sum(max(0.0, cpu_seconds(p) - infra_before.get(p, 0.0)) for p in ps
+                                     if Path(f"/proc/{p}").exists()), 2) for name, ps in infra_after.items()}
         memory = {name: round(rss_mib(pid), 1) for name, pid in pids.items()}
         latencies = [r[1] for r in results]
         total_cpu = sum(cpu_after[n] - cpu_before[n] for n in pids)
@@ -146,6 +169,8 @@ def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int =
             "service_cpu_s_per_referral_ms": total_cpu / max(all_submitted, 1) * 1000,
             "rss_mib": memory, "wall_s": wall,
             "cpu_s": {n: round(cpu_after[n] - cpu_before[n], 2) for n in pids},
+            "infrastructure_cpu_s": infra_cpu,
+            "all_cpu_s_per_referral_ms": (total_cpu + sum(infra_cpu.values())) / max(all_submitted, 1) * 1000,
         }
     finally:
         stack.stop()

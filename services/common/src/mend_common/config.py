@@ -40,6 +40,8 @@ class Settings:
     worker_max_concurrency: int
     db_pool_size: int
     api_key_cache_seconds: float
+    relay_linger_ms: int
+    relay_batch_size: int
     amqp_timeout_seconds: float
     log_level: str
 
@@ -99,6 +101,9 @@ def load_settings(service: str, env: Mapping[str, str] = os.environ) -> Settings
         worker_max_concurrency=_int(env, "MEND_WORKER_CONCURRENCY", 10, 1, 500),
         db_pool_size=_int(env, "MEND_DB_POOL_SIZE", 20, 1, 200),
         api_key_cache_seconds=float(_int(env, "MEND_API_KEY_CACHE_SECONDS", 10, 0, 3600)),
+        # How long the relay lets a partial batch fill: fewer, larger publishes and transactions.
+        relay_linger_ms=_int(env, "MEND_RELAY_LINGER_MS", 20, 0, 1000),
+        relay_batch_size=_int(env, "MEND_RELAY_BATCH_SIZE", 500, 1, 10000),
         amqp_timeout_seconds=float(_int(env, "MEND_AMQP_TIMEOUT_SECONDS", 10, 1, 300)),
         log_level=env.get("MEND_LOG_LEVEL", "INFO").upper(),
     )

@@ -48,7 +48,8 @@ def relay_main(argv: list[str] | None = None) -> None:
     configure_logging(name, "relay", settings.log_level)
     definition = load_definition(name)
     db = Database(settings.database_url, settings.schema, pool_size=2)
-    relay = OutboxRelay(db, definition.platform, name, settings.amqp_uri).start()
+    relay = OutboxRelay(db, definition.platform, name, settings.amqp_uri, batch_size=settings.relay_batch_size,
+                        linger_seconds=settings.relay_linger_ms / 1000).start()
     logging.getLogger(__name__).info("outbox relay running")
     _wait_for_signal()
     relay.stop()
@@ -111,7 +112,8 @@ def api_main(argv: list[str] | None = None) -> None:
         port=settings.grpc_port, threads=settings.grpc_threads)
     relay = None
     if settings.relay_enabled:
-        relay = OutboxRelay(db, definition.platform, name, settings.amqp_uri).start()
+        relay = OutboxRelay(db, definition.platform, name, settings.amqp_uri, batch_size=settings.relay_batch_size,
+                            linger_seconds=settings.relay_linger_ms / 1000).start()
     grpc_server.start()
     threading.Thread(target=http_server.run, name="http", daemon=True).start()
     set_serving(health_servicer, parts.grpc_service_names, True)

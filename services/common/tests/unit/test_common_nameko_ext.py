@@ -1,9 +1,13 @@
 """mend_common.nameko_ext.previous_attempts: reading RabbitMQ's x-death header."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
-from mend_common.nameko_ext import previous_attempts
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")            # eventlet's deprecation notice, raised on import by nameko
+    from mend_common.nameko_ext import previous_attempts
 
 Q = "evt-referrals-referral_received--cases.on_referral_received"
 

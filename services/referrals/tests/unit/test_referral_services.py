@@ -82,10 +82,17 @@ class FakeReferralRepository:
         rows.sort(key=lambda r: (r.received_at, r.referral_id), reverse=True)
         return [self._out(r, False) for r in rows[:limit]]
 
-    def change_status(self, referral_id, status, at, detail, case_id=None):
-        current = self.store.referrals[referral_id]
-        self.store.referrals[referral_id] = replace(current, status=status, case_id=case_id or current.case_id)
-        self.store.history[referral_id].append({"status": status, "at": at, "detail": detail})
+    def status_of(self, referral_id):
+        found = self.store.referrals.get(referral_id)
+        return (found.status, found.county) if found else None
+
+    def advance_status(self, referral_id, from_status, to_status, at, detail, case_id=None):
+        current = self.store.referrals.get(referral_id)
+        if current is None or current.status != from_status:
+            return None
+        self.store.referrals[referral_id] = replace(current, status=to_status, case_id=case_id or current.case_id)
+        self.store.history[referral_id].append({"status": to_status, "at": at, "detail": detail})
+        return current.county
 
 
 class FakeAgencyRepository:
@@ -502,7 +509,7 @@ def test_a_second_case_opened_event_does_not_move_the_status_again(uow, store):
 def test_case_opened_for_a_later_status_changes_nothing(uow, store):
     referral, _ = submit(uow)
     with FakeUnitOfWork(store) as u:
-        u.referrals.change_status(referral.referral_id, "accepted", datetime.now(timezone.utc), "accepted")
+        u.referrals.advance_status(referral.referral_id, "received", "accepted", datetime.now(timezone.utc), "accepted")
     services.record_case_opened(uow, _case_opened(referral.referral_id), "c")
     assert store.referrals[referral.referral_id].status == "accepted"
 

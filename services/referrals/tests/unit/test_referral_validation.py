@@ -12,10 +12,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from mend.referrals.v1 import referrals_pb2 as pb
 from mend_common.errors import FieldViolation, ValidationFailed
+from mend_common.proto_convert import enum_to_plain, message_to_plain
 from mend_referrals.domain.referral import MAX_PARTICIPANTS, ReferralDraft, parse_draft
-from mend_referrals.domain.vocabulary import (CONTACT_CHANNELS, INITIATORS, OFFENCE_CATEGORIES, OFFENCE_FLAGS,
-                                              VULNERABILITIES)
+from mend_referrals.domain.vocabulary import (AGENCY_KINDS, CONTACT_CHANNELS, INITIATORS, OFFENCE_CATEGORIES,
+                                              OFFENCE_FLAGS, PARTICIPANT_ROLES, VULNERABILITIES, ReferralStatus)
 
 TODAY = date(2025, 6, 1)
 PROPERTY = settings(max_examples=200, deadline=None, database=None,
@@ -379,6 +381,37 @@ def test_today_decides_what_is_in_the_future():
     data = mutated(offence__date="2025-06-02", offence__reported_date=...)
     assert_violation(data, "offence.date", "must not be in the future", today=TODAY)
     assert parse_draft(data, today=TODAY + timedelta(days=1)).offence.date == "2025-06-02"
+
+
+# -- the proto contract speaks the same words ------------------------------------------------
+@pytest.mark.parametrize("enum_name, words", [
+    ("OffenceCategory", OFFENCE_CATEGORIES), ("Initiator", INITIATORS), ("ParticipantRole", PARTICIPANT_ROLES),
+    ("Vulnerability", VULNERABILITIES), ("ContactChannel", CONTACT_CHANNELS), ("ReferralStatus", ReferralStatus.ALL),
+    ("AgencyKind", AGENCY_KINDS),
+])
+def test_proto_enums_match_the_vocabulary(enum_name, words):
+    enum = pb.DESCRIPTOR.enum_types_by_name[enum_name]
+    assert [enum_to_plain(enum, v.number) for v in enum.values if v.number] == list(words)
+
+
+def test_a_draft_sent_over_grpc_parses_like_json():
+    msg = pb.ReferralDraft(agency_reference="CUM/2025/0042", county="cumbria", initiated_by=pb.INITIATOR_OFFENDER_LED,
+                           offence=pb.Offence(type="criminal damage", category=pb.OFFENCE_CATEGORY_CRIMINAL_DAMAGE,
+                                              date="2025-01-10", serious_violence=True))
+    msg.participants.add(role=pb.PARTICIPANT_ROLE_RESPONSIBLE_PERSON, given_name="Bob", age=15)
+    guardian = msg.participants.add(role=pb.PARTICIPANT_ROLE_PARENT_OR_GUARDIAN, given_name="Pat")
+    guardian.contact.phone = "01228 123456"
+    guardian.contact.preferred_channel = pb.CONTACT_CHANNEL_SMS
+    draft = parse_draft(message_to_plain(msg), today=TODAY)
+    assert draft.offence.category == "criminal_damage" and draft.offence.flags == ["serious_violence"]
+    assert [p.role for p in draft.participants] == ["responsible_person", "parent_or_guardian"]
+    assert draft.participants[1].contact.preferred_channel == "sms"
+    assert draft.participants[0].age == 15 and draft.participants[1].age is None     # proto 0 = not given
+
+
+def test_an_unknown_enum_number_over_grpc_is_named():
+    msg = pb.ReferralDraft(offence=pb.Offence(category=77))
+    assert_violation(message_to_plain(msg), "offence.category", "must be one of")
 
 
 # -- properties ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ STAGES = (
     "intervention", "outcome_agreement", "follow_up", "closed",
 )
 CASE_READERS = ("coordinator", "manager", "auditor", "admin")
+PARTICIPANT_ROLES = ("victim", "responsible_person", "supporter", "parent_or_guardian")
 
 
 class InvalidReferral(ValueError):
@@ -77,11 +78,18 @@ def _age_on(born: str | None, age: int | None, day: date) -> int | None:
 def open_case(referral_id: str, county: str, agency_id: str, received_at: datetime, referral: dict[str, Any],
               opened_at: datetime) -> Case:
     """A new case in the first stage, from the referral as the agency sent it."""
+    if not isinstance(referral_id, str) or not referral_id.strip() or referral_id == "None":
+        raise InvalidReferral("the event names no referral")
     try:
         offence = referral["offence"]
         flags = [f for f in ("domestic_abuse", "sexual_offence", "hate_crime", "serious_violence") if offence.get(f)]
         participants = []
         for p in referral["participants"]:
+            if p.get("role") not in PARTICIPANT_ROLES:
+                raise ValueError(f"participant role {p.get('role')!r}")
+            for text_field in ("given_name", "family_name"):
+                if not isinstance(p.get(text_field, ""), str):
+                    raise ValueError(f"participant {text_field}")
             age = _age_on(p.get("date_of_birth"), p.get("age"), received_at.date())
             contact = dict(p.get("contact") or {})
             participants.append(CaseParticipant(

@@ -12,7 +12,7 @@ from mend_common.auth import Principal
 from mend_common.envelope import Envelope, new_event
 from mend_common.errors import NotFound, PermissionDenied, Violations
 
-from ..domain.case import CASE_READERS, STAGES, Case, open_case
+from ..domain.case import CASE_READERS, STAGES, Case, InvalidReferral, open_case
 
 log = logging.getLogger(__name__)
 SERVICE = "cases"
@@ -23,10 +23,13 @@ def open_case_for_referral(uow_factory: Callable, envelope: Envelope, consumer: 
     """Handle referral_received: open exactly one case per referral, however often the event
     arrives. Returns the case, or None for a redelivery."""
     payload = envelope.payload
+    try:
+        received_at = datetime.fromisoformat(payload["received_at"]) if payload.get("received_at") else envelope.occurred
+    except (TypeError, ValueError):
+        raise InvalidReferral(f"referral_received has a malformed received_at: {payload.get('received_at')!r}") from None
     case = open_case(
-        referral_id=str(payload.get("referral_id", "")), county=envelope.county,
-        agency_id=str(payload.get("agency_id", "")),
-        received_at=datetime.fromisoformat(payload["received_at"]) if payload.get("received_at") else envelope.occurred,
+        referral_id=payload.get("referral_id"), county=envelope.county,
+        agency_id=str(payload.get("agency_id", "")), received_at=received_at,
         referral=payload.get("referral"), opened_at=datetime.now(timezone.utc))
     with uow_factory() as uow:
         if not uow.claim_event(consumer, envelope.event_id):

@@ -34,8 +34,9 @@ def decode_page_token(token: str) -> tuple[datetime, str] | None:
 ADD_REFERRAL = insert("referrals", ("referral_id", "agency_id", "county", "agency_reference", "request_id",
                                     "fingerprint", "status", "case_id", "received_at", "updated_at", "draft"))
 STATUS_OF = Statement("SELECT status, county FROM referrals WHERE referral_id = :referral_id")
-CHANGE_STATUS = Statement("UPDATE referrals SET status = :status, updated_at = :at, "
-                          "case_id = COALESCE(:case_id, case_id) WHERE referral_id = :referral_id")
+ADVANCE_STATUS = Statement("UPDATE referrals SET status = :status, updated_at = :at, "
+                           "case_id = COALESCE(:case_id, case_id) "
+                           "WHERE referral_id = :referral_id AND status = :from_status RETURNING county")
 ADD_HISTORY = insert("referral_status_history", ("referral_id", "status", "at", "detail"))
 
 
@@ -100,9 +101,16 @@ class SqlReferralRepository:
         rows = STATUS_OF.execute(self.conn, {"referral_id": referral_id})
         return (rows[0][0], rows[0][1]) if rows else None
 
-    def change_status(self, referral_id: str, status: str, at: datetime, detail: str, case_id: str | None = None) -> None:
-        CHANGE_STATUS.execute(self.conn, {"status": status, "at": at, "case_id": case_id, "referral_id": referral_id})
-        ADD_HISTORY.execute(self.conn, {"referral_id": referral_id, "status": status, "at": at, "detail": detail})
+    def advance_status(self, referral_id: str, from_status: str, to_status: str, at: datetime, detail: str,
+                       case_id: str | None = None) -> str | None:
+        """Move the referral on only if it is still in from_status (one round trip). Returns its
+        county if it moved, None if it was missing or already elsewhere."""
+        rows = ADVANCE_STATUS.execute(self.conn, {"status": to_status, "at": at, "case_id": case_id,
+                                                  "referral_id": referral_id, "from_status": from_status})
+        if not rows:
+            return None
+        ADD_HISTORY.execute(self.conn, {"referral_id": referral_id, "status": to_status, "at": at, "detail": detail})
+        return rows[0][0]
 
 
 class SqlAgencyRepository:

@@ -322,6 +322,10 @@ class Referral:
         return self.agency_id == agency_id
 
 
+# A case opening moves a received referral on; any later status already implies it.
+CASE_OPENED_TRANSITION = (ReferralStatus.RECEIVED, ReferralStatus.CASE_OPENED)
+
+
 def next_status_for_case_opened(current: str) -> str | None:
-    """A case opening moves a received referral on; any later status already implies it."""
-    return ReferralStatus.CASE_OPENED if current == ReferralStatus.RECEIVED else None
+    from_status, to_status = CASE_OPENED_TRANSITION
+    return to_status if current == from_status else None

@@ -14,7 +14,7 @@ from mend_common.envelope import Envelope, new_event
 from mend_common.errors import Conflict, FieldViolation, NotFound, PermissionDenied, Unauthenticated, ValidationFailed, Violations
 from prometheus_client import Counter
 
-from ..domain.referral import Referral, next_status_for_case_opened, parse_draft
+from ..domain.referral import CASE_OPENED_TRANSITION, Referral, parse_draft
 from ..domain.vocabulary import AGENCY_KINDS, ReferralStatus
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def submit_referral(uow_factory: Callable, principal: Principal, request_id: str
     elif not REQUEST_ID_RE.match(request_id):
         violations.add("request_id", "must be 8-128 characters: letters, digits and . _ : -")
     county = data.get("county") if isinstance(data, dict) else None
-    if isinstance(county, str) and county and county not in principal.counties:
+    county = county.strip() if isinstance(county, str) else None
+    if county and county not in principal.counties:
         violations.add("county", f"must be your agency's county ({', '.join(sorted(principal.counties))})")
     try:
         draft = parse_draft(data, today=_now().date())
@@ -123,6 +124,8 @@ def list_referrals(uow_factory: Callable, principal: Principal, *, page_size: in
         violations.add("status", f"must be one of: {', '.join(ReferralStatus.ALL)}")
     violations.raise_if_any()
     if principal.kind == "agency":
+        if not principal.agency_id:  # never list unscoped
+            raise PermissionDenied("an agency credential without an agency")
         agency_id, counties = principal.agency_id, None
     else:
         principal.require_role(*STAFF_READERS)
@@ -148,13 +151,14 @@ def record_case_opened(uow_factory: Callable, envelope: Envelope, consumer: str)
     with uow_factory() as uow:
         if not uow.claim_event(consumer, envelope.event_id):
             return False
-        found = uow.referrals.status_of(referral_id)
-        if found is None:
-            raise LookupError(f"case_opened for unknown referral {referral_id}")
-        status, county = found
-        new_status = next_status_for_case_opened(status)
-        if new_status:
-            uow.referrals.change_status(referral_id, new_status, _now(), f"case {case_id} opened", case_id=case_id)
+        from_status, new_status = CASE_OPENED_TRANSITION
+        county = uow.referrals.advance_status(referral_id, from_status, new_status, _now(),
+                                              f"case {case_id} opened", case_id=case_id)
+        if county is None:
+            if uow.referrals.status_of(referral_id) is None:
+                raise LookupError(f"case_opened for unknown referral {referral_id}")
+            new_status = None  # already past "received": nothing to do
+        else:
             uow.audit("system:cases", "referral.case_opened", "referral", referral_id, county)
     if new_status:
         REFERRAL_STATUS_CHANGES.labels(new_status).inc()
