@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import threading
 import time
@@ -132,7 +133,7 @@ def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int =
     database = PostgresDatabase(f"mend_bench_{uuid.uuid4().hex[:8]}").create()
     stack = MendStack(var_dir=Path("var/bench") / vhost.name, amqp_uri=f"{amqp_base}/{vhost.name}",
                       database_url=database.url, workers={"cases": case_workers},
-                      extra_env={"MEND_LOG_LEVEL": "WARNING", "MEND_GRPC_THREADS": str(max(16, clients))})
+                      extra_env={"MEND_LOG_LEVEL": "WARNING", "MEND_GRPC_THREADS": os.environ.get("MEND_GRPC_THREADS", str(max(16, clients)))})
     try:
         stack.start()
         tenant = make_tenant(stack)

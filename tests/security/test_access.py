@@ -1,0 +1,343 @@
+"""Who may do what, over real gRPC and HTTP: every call needs valid credentials, partner
+agencies see only their own referrals, staff only their own counties (facilitators only their
+allocated cases), only admins manage agencies and keys, and every read leaves an audit record."""
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import time
+import uuid
+
+import grpc
+import jwt
+import pytest
+import requests
+
+from mend.cases.v1 import cases_pb2, cases_pb2_grpc
+from mend.referrals.v1 import referrals_pb2, referrals_pb2_grpc
+from mend_cli.client import CasesClient, ReferralsClient
+from mend_cli.pytest_stack import referral_draft
+from mend_common.auth import TokenIssuer, generate_signing_key
+from tests.support.mend import rows
+from tests.support.waiting import wait_for
+
+UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+NOT_FOUND = grpc.StatusCode.NOT_FOUND
+PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
+OK = grpc.StatusCode.OK
+
+SERVICES = [  # (service, proto module, stub class, service name)
+    ("referrals", referrals_pb2, referrals_pb2_grpc.ReferralServiceStub, "ReferralService"),
+    ("referrals", referrals_pb2, referrals_pb2_grpc.AgencyAdminServiceStub, "AgencyAdminService"),
+    ("cases", cases_pb2, cases_pb2_grpc.CaseServiceStub, "CaseService"),
+]
+
+
+def every_method():
+    for service, module, stub_class, name in SERVICES:
+        for method in module.DESCRIPTOR.services_by_name[name].methods:
+            yield service, stub_class, method.name, getattr(module, method.input_type.name)
+
+
+ALL_METHODS = list(every_method())
+assert len(ALL_METHODS) == 9
+
+
+def code_of(call) -> grpc.StatusCode:
+    try:
+        call()
+    except grpc.RpcError as err:
+        return err.code()
+    return OK
+
+
+def call_method(stack, service, stub_class, method, request_class, metadata=()):
+    stub = stub_class(grpc.insecure_channel(stack.grpc_target(service)))
+    return code_of(lambda: getattr(stub, method)(request_class(), metadata=tuple(metadata), timeout=10))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hs256(claims: dict, secret: bytes) -> str:
+    """The algorithm-confusion attack: an HMAC token keyed with the (public) verification key."""
+    signing_input = f"{_b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{_b64(json.dumps(claims).encode())}"
+    return f"{signing_input}.{_b64(hmac.new(secret, signing_input.encode(), 'sha256').digest())}"
+
+
+def _claims(county: str, **overrides) -> dict:
+    now = int(time.time())
+    claims = {"iss": "mend-local", "aud": "mend", "sub": "attacker", "iat": now, "exp": now + 600,
+              "roles": ["admin", "coordinator"], "counties": [county], "name": ""}
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+@pytest.fixture
+def other_issuer(tmp_path) -> TokenIssuer:
+    generate_signing_key(tmp_path / "other.pem", tmp_path / "other.pub.pem")
+    return TokenIssuer.from_file(tmp_path / "other.pem")
+
+
+def bad_bearer_tokens(stack, tenant, other_issuer) -> dict[str, str]:
+    """Bearer tokens a service must refuse, by what is wrong with them."""
+    county = tenant.county
+    good = stack.token(["coordinator"], [county], subject="victim-of-tampering")
+    header, payload, signature = good.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims.update(roles=["admin"], counties=[county, "every-county"])
+    tampered = f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
+    public_pem = stack.public_key.read_bytes()
+    key = stack.issuer.key
+    return {
+        "garbage": "not-a-token",
+        "three garbage parts": "abc.def.ghi",
+        "tampered claims": tampered,
+        "signature stripped": f"{header}.{payload}.",
+        "expired": stack.issuer.issue("staff-1", ["coordinator"], [county], ttl_seconds=-10),
+        "signed by another key": other_issuer.issue("staff-1", ["admin", "coordinator"], [county]),
+        "alg none": jwt.encode(_claims(county), None, algorithm="none"),
+        "HS256 keyed with the public key": _hs256(_claims(county), public_pem),
+        "wrong audience": jwt.encode(_claims(county, aud="somebody-else"), key, algorithm="EdDSA"),
+        "wrong issuer": jwt.encode(_claims(county, iss="evil-issuer"), key, algorithm="EdDSA"),
+        "no expiry": jwt.encode(_claims(county, exp=None), key, algorithm="EdDSA"),
+        "not yet valid": jwt.encode(_claims(county, nbf=int(time.time()) + 600), key, algorithm="EdDSA"),
+        "partner role": jwt.encode(_claims(county, roles=["partner"]), key, algorithm="EdDSA"),
+        "unknown role": jwt.encode(_claims(county, roles=["superuser"]), key, algorithm="EdDSA"),
+        "no roles": jwt.encode(_claims(county, roles=[]), key, algorithm="EdDSA"),
+        "no counties": jwt.encode(_claims(county, counties=[]), key, algorithm="EdDSA"),
+        "counties not a list": jwt.encode(_claims(county, counties=county), key, algorithm="EdDSA"),
+    }
+
+
+def bad_api_keys(tenant) -> dict[str, str]:
+    key_id = tenant.api_key.split("_")[1]
+    secret = tenant.api_key.split("_", 2)[2]
+    return {
+        "garbage": "garbage",
+        "empty parts": "mend__",
+        "no secret": f"mend_{key_id}_",
+        "wrong prefix": f"nope_{key_id}_{secret}",
+        "unknown key id": f"mend_{uuid.uuid4().hex[:16]}_{secret}",
+        "wrong secret": f"mend_{key_id}_{secret[:-2]}{'AA' if not secret.endswith('AA') else 'BB'}",
+        "secret of another key": f"mend_{tenant.other_api_key.split('_')[1]}_{secret}",
+        "sql in key id": f"mend_' OR '1'='1_{secret}",
+        # Long, but within gRPC's 8 KiB metadata limit (beyond it grpc itself answers RESOURCE_EXHAUSTED).
+        "very long": "mend_" + "a" * 2000 + "_" + "b" * 3000,
+    }
+
+
+# -- no or bad credentials ----------------------------------------------------------------
+@pytest.mark.parametrize("service,stub_class,method,request_class", ALL_METHODS,
+                         ids=[f"{s}.{m}" for s, _, m, _ in ALL_METHODS])
+def test_every_method_without_credentials_is_unauthenticated(stack, service, stub_class, method, request_class):
+    assert call_method(stack, service, stub_class, method, request_class) == UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("scheme", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Token abc", "bearer"])
+def test_a_malformed_authorization_header_is_unauthenticated(stack, scheme):
+    for service, stub_class, method, request_class in ALL_METHODS:
+        assert call_method(stack, service, stub_class, method, request_class,
+                           [("authorization", scheme)]) == UNAUTHENTICATED, (method, scheme)
+
+
+def test_http_without_or_with_bad_credentials_is_401(stack, tenant, other_issuer):
+    base = stack.http_base("referrals")
+    submitted = tenant.agency_client().submit(referral_draft(tenant.county))
+    calls = [("POST", f"{base}/v1/referrals", referral_draft(tenant.county)),
+             ("GET", f"{base}/v1/referrals/{submitted.referral_id}", None),
+             ("GET", f"{base}/v1/referrals/{uuid.uuid4()}", None)]
+    credentials = [{}] + [{"x-api-key": k} for k in bad_api_keys(tenant).values()] + [
+        {"Authorization": f"Bearer {t}"} for t in bad_bearer_tokens(stack, tenant, other_issuer).values()] + [
+        {"Authorization": "Basic dXNlcjpwYXNz"}]
+    for method, url, body in calls:
+        for headers in credentials:
+            headers = dict(headers, **({"Idempotency-Key": f"k-{uuid.uuid4().hex}"} if body else {}))
+            response = requests.request(method, url, json=body, headers=headers, timeout=10)
+            assert response.status_code == 401, (method, url, headers, response.text)
+            assert "Traceback" not in response.text and submitted.referral_id not in response.text
+            assert response.json()["error"] == "unauthenticated"
+
+
+def test_bad_api_keys_are_unauthenticated(stack, tenant):
+    for what, key in bad_api_keys(tenant).items():
+        client = ReferralsClient(stack.grpc_target("referrals"), api_key=key)
+        assert code_of(lambda: client.list()) == UNAUTHENTICATED, what
+        assert code_of(lambda: client.submit(referral_draft(tenant.county))) == UNAUTHENTICATED, what
+    # The real key still works: nothing above was a lucky match.
+    assert code_of(lambda: tenant.agency_client().list()) == OK
+
+
+def test_bad_bearer_tokens_are_unauthenticated(stack, tenant, other_issuer):
+    for what, token in bad_bearer_tokens(stack, tenant, other_issuer).items():
+        cases = CasesClient(stack.grpc_target("cases"), token=token)
+        referrals = ReferralsClient(stack.grpc_target("referrals"), token=token)
+        assert code_of(lambda: cases.list()) == UNAUTHENTICATED, what
+        assert code_of(lambda: cases.get(str(uuid.uuid4()))) == UNAUTHENTICATED, what
+        assert code_of(lambda: referrals.list()) == UNAUTHENTICATED, what
+        assert code_of(lambda: referrals.list_agencies()) == UNAUTHENTICATED, what
+        assert code_of(lambda: referrals.create_agency("Rogue Agency", tenant.county, "police")) == UNAUTHENTICATED, what
+    # The same kind of token, properly issued, works.
+    assert code_of(lambda: tenant.cases_client("coordinator").list()) == OK
+
+
+def test_a_revoked_key_stops_working(stack, tenant):
+    admin = ReferralsClient(stack.grpc_target("referrals"), token=tenant.staff_token("admin", subject="it-admin"))
+    issued = admin.issue_key(tenant.agency_id, label="to be revoked")
+    agency = ReferralsClient(stack.grpc_target("referrals"), api_key=issued.api_key)
+    submitted = agency.submit(referral_draft(tenant.county))
+    assert code_of(lambda: agency.get(submitted.referral_id)) == OK
+
+    assert admin.revoke_key(issued.key_id) is True
+    assert code_of(lambda: agency.get(submitted.referral_id)) == UNAUTHENTICATED
+    assert code_of(lambda: agency.submit(referral_draft(tenant.county))) == UNAUTHENTICATED
+    response = requests.get(f"{stack.http_base('referrals')}/v1/referrals/{submitted.referral_id}",
+                            headers={"x-api-key": issued.api_key}, timeout=10)
+    assert response.status_code == 401
+    # Revoking again changes nothing; the agency's other key is unaffected.
+    assert admin.revoke_key(issued.key_id) is False
+    assert code_of(lambda: tenant.agency_client().get(submitted.referral_id)) == OK
+
+
+def test_a_partner_api_key_is_refused_by_the_cases_service(stack, tenant):
+    cases = CasesClient(stack.grpc_target("cases"), api_key=tenant.api_key)
+    assert code_of(lambda: cases.list()) == UNAUTHENTICATED
+    assert code_of(lambda: cases.get(str(uuid.uuid4()))) == UNAUTHENTICATED
+    # Even alongside a valid staff token, an API key is not something the cases service takes.
+    both = CasesClient(stack.grpc_target("cases"), api_key=tenant.api_key, token=tenant.staff_token("coordinator"))
+    assert code_of(lambda: both.list()) == UNAUTHENTICATED
+
+
+# -- partner agencies ------------------------------------------------------------------------
+def test_an_agency_cannot_see_another_agencys_referral(stack, tenant):
+    mine = tenant.agency_client().submit(referral_draft(tenant.county))
+    other = tenant.agency_client(other=True)
+    with pytest.raises(grpc.RpcError) as foreign:
+        other.get(mine.referral_id)
+    assert foreign.value.code() == NOT_FOUND
+    with pytest.raises(grpc.RpcError) as missing:
+        other.get(str(uuid.uuid4()))
+    # Indistinguishable from a referral that does not exist.
+    assert foreign.value.details().replace(mine.referral_id, "ID") == missing.value.details().replace(
+        missing.value.details().split()[1], "ID")
+    assert mine.referral_id not in [r.referral_id for r in other.list(page_size=200).referrals]
+    assert mine.referral_id in [r.referral_id for r in tenant.agency_client().list(page_size=200).referrals]
+    response = requests.get(f"{stack.http_base('referrals')}/v1/referrals/{mine.referral_id}",
+                            headers={"x-api-key": tenant.other_api_key}, timeout=10)
+    assert response.status_code == 404
+
+
+def test_an_agency_cannot_submit_for_another_county_nor_act_as_staff(stack, tenant):
+    agency = tenant.agency_client()
+    assert code_of(lambda: agency.submit(referral_draft(f"county-{uuid.uuid4().hex[:8]}"))) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: agency.list_agencies()) == PERMISSION_DENIED
+    assert code_of(lambda: agency.create_agency("Sneaky Agency", tenant.county, "police")) == PERMISSION_DENIED
+    assert code_of(lambda: agency.issue_key(tenant.other_agency_id)) in (PERMISSION_DENIED, NOT_FOUND)
+    assert code_of(lambda: agency.issue_key(tenant.agency_id)) in (PERMISSION_DENIED, NOT_FOUND)
+    assert code_of(lambda: agency.revoke_key(tenant.other_api_key.split("_")[1])) in (PERMISSION_DENIED, NOT_FOUND)
+    assert code_of(lambda: tenant.agency_client(other=True).list()) == OK  # untouched
+    # Staff cannot submit referrals in an agency's name.
+    staff = ReferralsClient(stack.grpc_target("referrals"), token=tenant.staff_token("admin", "coordinator"))
+    assert code_of(lambda: staff.submit(referral_draft(tenant.county))) == PERMISSION_DENIED
+
+
+# -- staff -------------------------------------------------------------------------------------
+def _opened_case(tenant) -> tuple[str, str]:
+    agency = tenant.agency_client()
+    submitted = agency.submit(referral_draft(tenant.county))
+    case_id = wait_for(lambda: agency.get(submitted.referral_id).case_id, timeout=20)
+    return submitted.referral_id, case_id
+
+
+def test_staff_of_another_county_see_nothing(stack, tenant):
+    referral_id, case_id = _opened_case(tenant)
+    elsewhere = f"county-{uuid.uuid4().hex[:8]}"
+    outsider_token = stack.token(["coordinator", "manager", "auditor"], [elsewhere], subject="outsider")
+    cases = CasesClient(stack.grpc_target("cases"), token=outsider_token)
+    assert code_of(lambda: cases.get(case_id)) == NOT_FOUND
+    assert list(cases.list().cases) == []
+    assert list(cases.list(county=elsewhere).cases) == []
+    assert code_of(lambda: cases.list(county=tenant.county)) == NOT_FOUND
+    referrals = ReferralsClient(stack.grpc_target("referrals"), token=outsider_token)
+    assert code_of(lambda: referrals.get(referral_id)) == NOT_FOUND
+    assert referral_id not in [r.referral_id for r in referrals.list(page_size=200).referrals]
+    # A coordinator of the county does see them.
+    assert tenant.cases_client("coordinator").get(case_id).referral_id == referral_id
+    inside = ReferralsClient(stack.grpc_target("referrals"), token=tenant.staff_token("coordinator"))
+    assert inside.get(referral_id).case_id == case_id
+
+
+def test_a_facilitator_sees_only_allocated_cases(stack, tenant):
+    referral_id, case_id = _opened_case(tenant)
+    facilitator = tenant.cases_client("facilitator", subject=f"facilitator-{uuid.uuid4().hex[:6]}")
+    assert code_of(lambda: facilitator.get(case_id)) == NOT_FOUND
+    assert list(facilitator.list().cases) == []
+    assert list(facilitator.list(county=tenant.county).cases) == []
+    # Nor the referral behind it.
+    referrals = ReferralsClient(stack.grpc_target("referrals"), token=tenant.staff_token("facilitator"))
+    assert code_of(lambda: referrals.get(referral_id)) == NOT_FOUND
+
+
+def test_only_admins_manage_agencies_and_keys_and_only_in_their_counties(stack, tenant):
+    target = stack.grpc_target("referrals")
+    elsewhere = f"county-{uuid.uuid4().hex[:8]}"
+    for role in ("coordinator", "manager", "auditor", "facilitator"):
+        staff = ReferralsClient(target, token=tenant.staff_token(role, subject=f"{role}-1"))
+        assert code_of(lambda: staff.create_agency(f"Agency by {role}", tenant.county, "police")) == \
+            PERMISSION_DENIED, role
+        assert code_of(lambda: staff.issue_key(tenant.agency_id)) in (PERMISSION_DENIED, NOT_FOUND), role
+        assert code_of(lambda: staff.revoke_key(tenant.api_key.split("_")[1])) in (PERMISSION_DENIED, NOT_FOUND), role
+
+    other_admin = ReferralsClient(target, token=stack.token(["admin"], [elsewhere], subject="other-admin"))
+    denied = (PERMISSION_DENIED, NOT_FOUND)
+    assert code_of(lambda: other_admin.create_agency("Cross-border Agency", tenant.county, "police")) in denied
+    assert code_of(lambda: other_admin.issue_key(tenant.agency_id)) in denied
+    assert code_of(lambda: other_admin.revoke_key(tenant.api_key.split("_")[1])) in denied
+    assert [a.agency_id for a in other_admin.list_agencies(county=tenant.county).agencies] == []
+    assert tenant.agency_id not in [a.agency_id for a in other_admin.list_agencies().agencies]
+    # None of that took effect: the key still works, no agency appeared.
+    assert code_of(lambda: tenant.agency_client().list()) == OK
+    admin = ReferralsClient(target, token=tenant.staff_token("admin", subject="it-admin"))
+    names = {a.name for a in admin.list_agencies(county=tenant.county).agencies}
+    assert names == {"Test Constabulary", "Test Probation"}
+    # The county's own admin may.
+    created = admin.create_agency("Youth Offending Team", tenant.county, "youth_offending_team")
+    assert created.county == tenant.county
+    assert admin.issue_key(created.agency_id).api_key.startswith("mend_")
+
+
+# -- audit -------------------------------------------------------------------------------------
+def _audit(stack, service: str, principal: str) -> list[tuple[str, str | None]]:
+    found = rows(stack, service, "SELECT action, resource_id FROM audit_log WHERE principal = :p ORDER BY id",
+                 p=principal)
+    return [(r.action, r.resource_id) for r in found]
+
+
+def test_every_read_of_a_referral_or_case_is_audited(stack, tenant):
+    referral_id, case_id = _opened_case(tenant)
+    agency_principal = f"agency:{tenant.agency_id}"
+    before = _audit(stack, "referrals", agency_principal)
+
+    agency = tenant.agency_client()
+    agency.get(referral_id)
+    requests.get(f"{stack.http_base('referrals')}/v1/referrals/{referral_id}",
+                 headers={"x-api-key": tenant.api_key}, timeout=10).raise_for_status()
+    agency.list()
+    after = _audit(stack, "referrals", agency_principal)[len(before):]
+    assert after == [("referral.read", referral_id), ("referral.read", referral_id), ("referral.list", None)]
+
+    subject = f"auditee-{uuid.uuid4().hex[:8]}"
+    staff = ReferralsClient(stack.grpc_target("referrals"), token=tenant.staff_token("coordinator", subject=subject))
+    staff.get(referral_id)
+    staff.list()
+    assert _audit(stack, "referrals", f"staff:{subject}") == [("referral.read", referral_id), ("referral.list", None)]
+
+    cases = tenant.cases_client("coordinator", subject=subject)
+    cases.get(case_id)
+    cases.list(county=tenant.county)
+    cases.list()
+    assert _audit(stack, "cases", f"staff:{subject}") == [("case.read", case_id), ("case.list", None),
+                                                          ("case.list", None)]
