@@ -8,15 +8,16 @@ from mend_common.outbox import PlatformStore
 from mend_common.registry import ApiContext, ApiParts, ServiceDefinition
 
 from .adapters.tables import metadata, platform
-from .service_layer.unit_of_work import CasesUnitOfWork
+from mend_common.uow import UnitsOfWork
+
+from .service_layer.unit_of_work import CasesChainedUnitOfWork, CasesUnitOfWork
 
 
 def build_api(ctx: ApiContext) -> ApiParts:
     from .entrypoints import grpc_api
     store = PlatformStore(ctx.db, platform, "cases")
 
-    def uow_factory():
-        return CasesUnitOfWork(ctx.db, store)
+    uow_factory = UnitsOfWork(lambda: CasesUnitOfWork(ctx.db, store), lambda: CasesChainedUnitOfWork(ctx.db, store))
 
     return ApiParts(authenticator=Authenticator(ctx.token_verifier), grpc_registrars=grpc_api.registrars(uow_factory),
                     grpc_service_names=grpc_api.SERVICE_NAMES)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mend_common.auth import Principal
 from mend_common.envelope import new_event
 from mend_common.errors import NotFound, PermissionDenied, ValidationFailed
+from mend_common.testing.fakes import FakeUnitsOfWork
 from mend_cases.domain.case import STAGES, Case, InvalidReferral, open_case
 from mend_cases.service_layer import services
 
@@ -324,7 +325,7 @@ def store():
 
 @pytest.fixture
 def uow(store):
-    return lambda: FakeUnitOfWork(store)
+    return FakeUnitsOfWork(lambda: FakeUnitOfWork(store), {"cases": {"add"}})
 
 
 CONSUMER = "cases.on_referral_received"

@@ -59,7 +59,11 @@ class ConfirmingPublisher:
     # -- connection -------------------------------------------------------------------
     def _connect(self) -> None:
         self.close()
-        self._kombu = kombu.Connection(self.uri, connect_timeout=self.connect_timeout, heartbeat=0)
+        # Socket read/write timeouts: a broker connection that goes silent (rather than being
+        # reset) fails the batch instead of stalling the relay; the rows stay and are retried.
+        self._kombu = kombu.Connection(self.uri, connect_timeout=self.connect_timeout, heartbeat=0,
+                                       transport_options={"read_timeout": self.confirm_timeout,
+                                                          "write_timeout": self.confirm_timeout})
         self._kombu.ensure_connection(max_retries=1, timeout=self.connect_timeout)
         self._conn = self._kombu.connection  # the underlying py-amqp connection
         self._channel = self._conn.channel()

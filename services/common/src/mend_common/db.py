@@ -29,6 +29,13 @@ class Database:
         self.is_postgres = self.url.startswith("postgresql")
         # Set after a commit that added outbox rows, so a relay in the same process wakes at once.
         self.outbox_written = threading.Event()
+        self._autocommit_engine: Engine | None = None
+        self._pool_size = pool_size
+        self._connect_args = {
+            "options": f"-c search_path={schema} -c statement_timeout={statement_timeout_ms}",
+            "connect_timeout": 5,
+            "application_name": f"mend-{schema}",
+        }
         if self.is_postgres:
             self.engine: Engine = create_engine(
                 self.url,
@@ -38,11 +45,7 @@ class Database:
                 # database restart fails one call, and SQLAlchemy then discards the whole pool.
                 pool_pre_ping=False,
                 pool_timeout=10,
-                connect_args={
-                    "options": f"-c search_path={schema} -c statement_timeout={statement_timeout_ms}",
-                    "connect_timeout": 5,
-                    "application_name": f"mend-{schema}",
-                },
+                connect_args=self._connect_args,
             )
         else:
             path = make_url(self.url).database
@@ -53,6 +56,18 @@ class Database:
                 connect_args={"check_same_thread": False, "timeout": 30},
             )
             _make_sqlite_transactional(self.engine)
+
+    @property
+    def autocommit_engine(self) -> Engine:
+        """PostgreSQL connections without an open transaction, for single-statement writes
+        (WriteChain): no BEGIN and COMMIT round trips. Created on first use."""
+        if not self.is_postgres:
+            raise RuntimeError("autocommit writes are for PostgreSQL; SQLite chains use a transaction")
+        if self._autocommit_engine is None:
+            self._autocommit_engine = create_engine(
+                self.url, isolation_level="AUTOCOMMIT", pool_size=self._pool_size, max_overflow=self._pool_size,
+                pool_timeout=10, connect_args=self._connect_args)
+        return self._autocommit_engine
 
     @property
     def notify_channel(self) -> str:
@@ -73,6 +88,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._autocommit_engine is not None:
+            self._autocommit_engine.dispose()
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

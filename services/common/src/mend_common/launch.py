@@ -123,7 +123,9 @@ def api_main(argv: list[str] | None = None) -> None:
     log.info("stopping")
     set_serving(health_servicer, parts.grpc_service_names, False)
     grpc_server.stop(grace=5).wait(10)
-    http_server.close()
+    # Finish in-flight HTTP requests; the listening socket closes with the process (closing it
+    # under waitress's running poll loop only raises EBADF in that loop).
+    http_server.task_dispatcher.shutdown(timeout=5)
     if relay:
         relay.stop()
     db.dispose()

@@ -24,6 +24,7 @@ from .db import Database
 from .logs import correlation_id_var, new_correlation_id
 from .outbox import PlatformStore
 from .tables import PlatformTables
+from .uow import UnitsOfWork
 from .metrics import (CONSUMER_LAG, DEAD_LETTERED, EVENT_HANDLING, EVENTS_CONSUMED, EVENTS_FAILED,
                       exposition)
 
@@ -160,20 +161,23 @@ class DatabaseProvider(DependencyProvider):
 
 
 class UnitOfWorkProvider(DependencyProvider):
-    """Gives each worker a factory of the service's unit of work, built once per process."""
+    """Gives each worker the service's units of work (UnitsOfWork: a transaction, or chained
+    writes), built once per process."""
 
-    def __init__(self, uow_class, platform: PlatformTables, service: str):
+    def __init__(self, uow_class, chained_uow_class, platform: PlatformTables, service: str):
         self.uow_class = uow_class
+        self.chained_uow_class = chained_uow_class
         self.platform = platform
         self.service = service
 
     def setup(self):
         database = _process_database(self.container.config)
         store = PlatformStore(database, self.platform, self.service)
-        self.factory = lambda: self.uow_class(database, store)
+        self.units = UnitsOfWork(lambda: self.uow_class(database, store),
+                                 lambda: self.chained_uow_class(database, store))
 
     def get_dependency(self, worker_ctx):
-        return self.factory
+        return self.units
 
 
 class EventContext(DependencyProvider):

@@ -1,9 +1,16 @@
-"""A unit of work over one database transaction: the service's writes, the events they raise
-(outbox) and the audit records commit together or not at all."""
+"""Units of work. The state change, the events it raises (outbox) and its audit records commit
+together or not at all.
+
+- SqlUnitOfWork: one database transaction; reads and writes happen at once.
+- ChainedUnitOfWork: writes only, deferred to commit and sent as one statement (see chain.py);
+  for hot paths. A gate step (claim_event, an insert that may conflict) makes later writes
+  conditional; `completed` says whether every gate passed.
+"""
 from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
+from .chain import WriteChain
 from .db import Database
 from .envelope import Envelope
 from .outbox import PlatformStore
@@ -44,3 +51,66 @@ class SqlUnitOfWork:
     def audit(self, principal: str, action: str, resource_type: str, resource_id: str | None,
               county: str | None, reason: str | None = None) -> None:
         self.store.audit(self.conn, principal, action, resource_type, resource_id, county, reason)
+
+
+class ChainedUnitOfWork:
+    def __init__(self, db: Database, store: PlatformStore):
+        self.db = db
+        self.store = store
+        self.gates: list[bool] = []
+
+    def __enter__(self):
+        self.chain = WriteChain(self.db)
+        self.gates = []
+        self._events_added = 0
+        self._audits: list[str] = []
+        self.open_repositories(self.chain)
+        return self
+
+    def open_repositories(self, chain: WriteChain) -> None:
+        """Services attach their chained repositories here."""
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            return False  # nothing was sent: the writes simply never happen
+        self.gates = self.chain.run()
+        if self.completed:
+            if self._events_added:
+                self.db.outbox_written.set()
+            for action in self._audits:
+                self.store.audited(action)
+        return False
+
+    @property
+    def completed(self) -> bool:
+        """Every gate passed, so every write was made."""
+        return all(self.gates)
+
+    def claim_event(self, consumer: str, event_id: str) -> None:
+        """Gate: the rest is written only the first time this consumer sees the event."""
+        self.chain.add(self.store.claim_step, self.store.claim_row(consumer, event_id))
+
+    def publish(self, envelope: Envelope) -> None:
+        self.chain.add(self.store.outbox_step, self.store.event_row(envelope))
+        self._events_added += 1
+
+    def audit(self, principal: str, action: str, resource_type: str, resource_id: str | None,
+              county: str | None, reason: str | None = None) -> None:
+        self.chain.add(self.store.audit_step,
+                       self.store.audit_row(principal, action, resource_type, resource_id, county, reason))
+        self._audits.append(action)
+
+
+class UnitsOfWork:
+    """What service functions receive: `uows()` for a transaction, `uows.atomic()` for chained
+    writes."""
+
+    def __init__(self, transactional, chained):
+        self._transactional = transactional
+        self._chained = chained
+
+    def __call__(self):
+        return self._transactional()
+
+    def atomic(self):
+        return self._chained()

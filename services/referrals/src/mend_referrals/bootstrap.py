@@ -9,15 +9,16 @@ from mend_common.registry import ApiContext, ApiParts, ServiceDefinition
 
 from .adapters.tables import metadata, platform
 from .service_layer import services
-from .service_layer.unit_of_work import ReferralsUnitOfWork
+from mend_common.uow import UnitsOfWork
+
+from .service_layer.unit_of_work import ReferralsChainedUnitOfWork, ReferralsUnitOfWork
 
 
 def build_api(ctx: ApiContext) -> ApiParts:
     from .entrypoints import grpc_api, http_api
     store = PlatformStore(ctx.db, platform, "referrals")
 
-    def uow_factory():
-        return ReferralsUnitOfWork(ctx.db, store)
+    uow_factory = UnitsOfWork(lambda: ReferralsUnitOfWork(ctx.db, store), lambda: ReferralsChainedUnitOfWork(ctx.db, store))
 
     key_lookup = CachedKeyLookup(lambda key_id, secret: services.authenticate_agency_key(uow_factory, key_id, secret),
                                  ttl=ctx.settings.api_key_cache_seconds)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from mend_common.auth import Principal, split_api_key
+from mend_common.testing.fakes import FakeUnitsOfWork
 from mend_common.envelope import new_event
 from mend_common.errors import Conflict, NotFound, PermissionDenied, Unauthenticated, ValidationFailed
 from mend_referrals.domain.referral import parse_draft
@@ -86,7 +87,8 @@ class FakeReferralRepository:
         found = self.store.referrals.get(referral_id)
         return (found.status, found.county) if found else None
 
-    def advance_status(self, referral_id, from_status, to_status, at, detail, case_id=None):
+    def advance_status(self, referral_id, transition, at, detail, case_id=None):
+        from_status, to_status = transition
         current = self.store.referrals.get(referral_id)
         if current is None or current.status != from_status:
             return None
@@ -174,7 +176,7 @@ def store():
 
 @pytest.fixture
 def uow(store):
-    return lambda: FakeUnitOfWork(store)
+    return FakeUnitsOfWork(lambda: FakeUnitOfWork(store), {"referrals": {"advance_status"}})
 
 
 AGENCY_A = str(uuid.uuid4())
@@ -501,7 +503,7 @@ def test_a_redelivered_case_opened_is_ignored(uow, store):
 def test_a_second_case_opened_event_does_not_move_the_status_again(uow, store):
     referral, _ = submit(uow)
     services.record_case_opened(uow, _case_opened(referral.referral_id), "c")
-    assert services.record_case_opened(uow, _case_opened(referral.referral_id), "c") is True
+    assert services.record_case_opened(uow, _case_opened(referral.referral_id), "c") is False  # nothing moved
     got = services.get_referral(uow, agency(), referral.referral_id)
     assert [h["status"] for h in got.history] == ["received", "case_opened"]
 
@@ -509,7 +511,7 @@ def test_a_second_case_opened_event_does_not_move_the_status_again(uow, store):
 def test_case_opened_for_a_later_status_changes_nothing(uow, store):
     referral, _ = submit(uow)
     with FakeUnitOfWork(store) as u:
-        u.referrals.advance_status(referral.referral_id, "received", "accepted", datetime.now(timezone.utc), "accepted")
+        u.referrals.advance_status(referral.referral_id, ("received", "accepted"), datetime.now(timezone.utc), "accepted")
     services.record_case_opened(uow, _case_opened(referral.referral_id), "c")
     assert store.referrals[referral.referral_id].status == "accepted"
 

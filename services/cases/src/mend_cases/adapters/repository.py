@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
-from mend_common.fastsql import MultiRowInsert, insert
+from mend_common.chain import InsertStep, WriteChain
 
 from ..domain.case import Case, CaseParticipant, StageChange
 from .tables import case_participants, case_stage_history, cases
@@ -29,43 +29,53 @@ def decode_page_token(token: str) -> tuple[datetime, str] | None:
         return None
 
 
-# Opening a case is the event-handling hot path: driver-level statements (mend_common.fastsql).
-ADD_CASE = insert("cases", ("case_id", "referral_id", "county", "stage", "initiated_by", "offence_type",
-                            "offence_category", "offence_date", "offence_flags", "referring_agency_id",
-                            "agency_reference", "opened_at", "updated_at"),
-                  "ON CONFLICT (referral_id) DO NOTHING RETURNING case_id")
-ADD_PARTICIPANTS = MultiRowInsert("case_participants", ("participant_id", "case_id", "role", "given_name", "family_name",
-                                               "date_of_birth", "age", "is_youth", "vulnerabilities",
-                                               "consent_to_contact", "preferred_channel", "contact"))
-ADD_STAGE_CHANGES = MultiRowInsert("case_stage_history", ("case_id", "stage", "at", "by", "reason"))
+CASE_COLUMNS = ("case_id", "referral_id", "county", "stage", "initiated_by", "offence_type", "offence_category",
+                "offence_date", "offence_flags", "referring_agency_id", "agency_reference", "opened_at", "updated_at")
+PARTICIPANT_COLUMNS = ("participant_id", "case_id", "role", "given_name", "family_name", "date_of_birth", "age",
+                       "is_youth", "vulnerabilities", "consent_to_contact", "preferred_channel", "contact")
+STAGE_CHANGE_COLUMNS = ("case_id", "stage", "at", "by", "reason")
+# The case gates the rest: a referral that already has a case gets nothing more.
+CASE_STEP = InsertStep(cases, CASE_COLUMNS, on_conflict="ON CONFLICT (referral_id) DO NOTHING", gate=True)
+PARTICIPANTS_STEP = InsertStep(case_participants, PARTICIPANT_COLUMNS)
+STAGE_CHANGES_STEP = InsertStep(case_stage_history, STAGE_CHANGE_COLUMNS)
+
+
+def case_row(case: Case) -> dict:
+    return {"case_id": case.case_id, "referral_id": case.referral_id, "county": case.county, "stage": case.stage,
+            "initiated_by": case.initiated_by, "offence_type": case.offence_type,
+            "offence_category": case.offence_category, "offence_date": case.offence_date,
+            "offence_flags": json.dumps(case.offence_flags), "referring_agency_id": case.referring_agency_id,
+            "agency_reference": case.agency_reference, "opened_at": case.opened_at, "updated_at": case.opened_at}
+
+
+def participant_rows(case: Case) -> list[dict]:
+    return [{"participant_id": p.participant_id, "case_id": case.case_id, "role": p.role, "given_name": p.given_name,
+             "family_name": p.family_name, "date_of_birth": p.date_of_birth, "age": p.age, "is_youth": p.is_youth,
+             "vulnerabilities": json.dumps(p.vulnerabilities), "consent_to_contact": p.consent_to_contact,
+             "preferred_channel": p.preferred_channel, "contact": json.dumps(p.contact)} for p in case.participants]
+
+
+def stage_change_rows(case: Case) -> list[dict]:
+    return [{"case_id": case.case_id, "stage": h.stage, "at": h.at, "by": h.by, "reason": h.reason}
+            for h in case.history]
+
+
+class ChainedCaseWrites:
+    """Case writes as steps of a WriteChain (the event-handling hot path)."""
+
+    def __init__(self, chain: WriteChain):
+        self.chain = chain
+
+    def add(self, case: Case) -> None:
+        """Gate: stored only if its referral has no case yet."""
+        self.chain.add(CASE_STEP, case_row(case))
+        self.chain.add(PARTICIPANTS_STEP, participant_rows(case))
+        self.chain.add(STAGE_CHANGES_STEP, stage_change_rows(case))
 
 
 class SqlCaseRepository:
     def __init__(self, conn: Connection):
         self.conn = conn
-
-    def add(self, case: Case) -> bool:
-        """Store a new case; False (and nothing stored) if its referral already has one."""
-        if not ADD_CASE.execute(self.conn, {
-                "case_id": case.case_id, "referral_id": case.referral_id, "county": case.county,
-                "stage": case.stage, "initiated_by": case.initiated_by, "offence_type": case.offence_type,
-                "offence_category": case.offence_category, "offence_date": case.offence_date,
-                "offence_flags": json.dumps(case.offence_flags), "referring_agency_id": case.referring_agency_id,
-                "agency_reference": case.agency_reference, "opened_at": case.opened_at,
-                "updated_at": case.opened_at}):
-            return False
-        ADD_PARTICIPANTS.execute(self.conn, [{
-            "participant_id": p.participant_id, "case_id": case.case_id, "role": p.role, "given_name": p.given_name,
-            "family_name": p.family_name, "date_of_birth": p.date_of_birth, "age": p.age, "is_youth": p.is_youth,
-            "vulnerabilities": json.dumps(p.vulnerabilities), "consent_to_contact": p.consent_to_contact,
-            "preferred_channel": p.preferred_channel, "contact": json.dumps(p.contact)} for p in case.participants])
-        ADD_STAGE_CHANGES.execute(self.conn, [
-            {"case_id": case.case_id, "stage": h.stage, "at": h.at, "by": h.by, "reason": h.reason}
-            for h in case.history])
-        return True
-
-    def exists_for_referral(self, referral_id: str) -> bool:
-        return self.conn.execute(select(cases.c.case_id).where(cases.c.referral_id == referral_id)).first() is not None
 
     def _case(self, row, *, full: bool) -> Case:
         case = Case(

@@ -6,12 +6,12 @@ from mend_common.nameko_ext import UnitOfWorkProvider, WorkerBase, event_subscri
 
 from ..adapters.tables import platform
 from ..service_layer import services
-from ..service_layer.unit_of_work import CasesUnitOfWork
+from ..service_layer.unit_of_work import CasesChainedUnitOfWork, CasesUnitOfWork
 
 
 class CasesWorker(WorkerBase):
     name = "cases"
-    uow = UnitOfWorkProvider(CasesUnitOfWork, platform, "cases")
+    uow = UnitOfWorkProvider(CasesUnitOfWork, CasesChainedUnitOfWork, platform, "cases")
 
     @event_subscriber("referrals", "referral_received")
     def on_referral_received(self, body):

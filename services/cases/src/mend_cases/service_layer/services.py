@@ -31,19 +31,17 @@ def open_case_for_referral(uow_factory: Callable, envelope: Envelope, consumer: 
         referral_id=payload.get("referral_id"), county=envelope.county,
         agency_id=str(payload.get("agency_id", "")), received_at=received_at,
         referral=payload.get("referral"), opened_at=datetime.now(timezone.utc))
-    with uow_factory() as uow:
-        if not uow.claim_event(consumer, envelope.event_id):
-            return None
-        # A second event for the same referral (e.g. a replayed publish with a new event id)
-        # also opens nothing new.
-        if not uow.cases.add(case):
-            return None
+    with uow_factory.atomic() as uow:
+        uow.claim_event(consumer, envelope.event_id)   # gate: first delivery of this event only
+        uow.cases.add(case)                            # gate: one case per referral, however it arrives
         uow.publish(new_event(SERVICE, "case_opened", case.county, {
             "case_id": case.case_id, "referral_id": case.referral_id, "stage": case.stage,
             "opened_at": case.opened_at.isoformat(),
         }, correlation_id=envelope.correlation_id))
         uow.audit("system:referrals", "case.open", "case", case.case_id, case.county,
                   reason=f"referral {case.referral_id} received")
+    if not uow.completed:
+        return None  # a redelivery, or a second event for a referral that has its case
     CASES_OPENED.labels(case.county).inc()
     log.info("case %s opened for referral %s", case.case_id, case.referral_id)
     return case

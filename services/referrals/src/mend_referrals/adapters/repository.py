@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 
-from mend_common.fastsql import Statement, insert
+from mend_common.chain import InsertStep, UpdateStep, WriteChain
+from mend_common.fastsql import Statement
 
 from ..domain.referral import Referral
 from .tables import agencies, api_keys, referral_status_history, referrals
@@ -30,28 +31,49 @@ def decode_page_token(token: str) -> tuple[datetime, str] | None:
         return None
 
 
-# The intake and status hot paths run these on the driver directly (see mend_common.fastsql).
-ADD_REFERRAL = insert("referrals", ("referral_id", "agency_id", "county", "agency_reference", "request_id",
-                                    "fingerprint", "status", "case_id", "received_at", "updated_at", "draft"))
+REFERRAL_COLUMNS = ("referral_id", "agency_id", "county", "agency_reference", "request_id", "fingerprint", "status",
+                    "case_id", "received_at", "updated_at", "draft")
 STATUS_OF = Statement("SELECT status, county FROM referrals WHERE referral_id = :referral_id")
-ADVANCE_STATUS = Statement("UPDATE referrals SET status = :status, updated_at = :at, "
-                           "case_id = COALESCE(:case_id, case_id) "
-                           "WHERE referral_id = :referral_id AND status = :from_status RETURNING county")
-ADD_HISTORY = insert("referral_status_history", ("referral_id", "status", "at", "detail"))
+REFERRAL_STEP = InsertStep(referrals, REFERRAL_COLUMNS)
+HISTORY_STEP = InsertStep(referral_status_history, ("referral_id", "status", "at", "detail"))
+_status_steps: dict[tuple[str, str], UpdateStep] = {}
+
+
+def _status_step(from_status: str, to_status: str) -> UpdateStep:
+    """Gate: the referral moves only while it is still in from_status."""
+    key = (from_status, to_status)
+    if key not in _status_steps:
+        _status_steps[key] = UpdateStep(referrals, match=("referral_id",), columns=("status", "updated_at", "case_id"),
+                                        when={"status": from_status}, gate=True)
+    return _status_steps[key]
+
+
+class ChainedReferralWrites:
+    """Referral writes as steps of a WriteChain (intake and status hot paths)."""
+
+    def __init__(self, chain: WriteChain):
+        self.chain = chain
+
+    def add(self, referral: Referral) -> None:
+        self.chain.add(REFERRAL_STEP, {
+            "referral_id": referral.referral_id, "agency_id": referral.agency_id, "county": referral.county,
+            "agency_reference": referral.agency_reference, "request_id": referral.request_id,
+            "fingerprint": referral.fingerprint, "status": referral.status, "case_id": referral.case_id,
+            "received_at": referral.received_at, "updated_at": referral.received_at,
+            "draft": json.dumps(referral.draft, separators=(",", ":"))})
+
+    def advance_status(self, referral_id: str, transition: tuple[str, str], at: datetime, detail: str,
+                       case_id: str) -> None:
+        """Gate: the status moves (and its history is written) only from transition[0]."""
+        from_status, to_status = transition
+        self.chain.add(_status_step(from_status, to_status),
+                       {"referral_id": referral_id, "status": to_status, "updated_at": at, "case_id": case_id})
+        self.chain.add(HISTORY_STEP, {"referral_id": referral_id, "status": to_status, "at": at, "detail": detail})
 
 
 class SqlReferralRepository:
     def __init__(self, conn: Connection):
         self.conn = conn
-
-    def add(self, referral: Referral) -> None:
-        ADD_REFERRAL.execute(self.conn, {
-            "referral_id": referral.referral_id, "agency_id": referral.agency_id, "county": referral.county,
-            "agency_reference": referral.agency_reference, "request_id": referral.request_id,
-            "fingerprint": referral.fingerprint, "status": referral.status, "case_id": referral.case_id,
-            "received_at": referral.received_at, "updated_at": referral.received_at,
-            "draft": json.dumps(referral.draft, separators=(",", ":")),
-        })
 
     def _from_row(self, row, with_history: bool) -> Referral:
         referral = Referral(
@@ -100,17 +122,6 @@ class SqlReferralRepository:
         """(status, county) without loading the referral."""
         rows = STATUS_OF.execute(self.conn, {"referral_id": referral_id})
         return (rows[0][0], rows[0][1]) if rows else None
-
-    def advance_status(self, referral_id: str, from_status: str, to_status: str, at: datetime, detail: str,
-                       case_id: str | None = None) -> str | None:
-        """Move the referral on only if it is still in from_status (one round trip). Returns its
-        county if it moved, None if it was missing or already elsewhere."""
-        rows = ADVANCE_STATUS.execute(self.conn, {"status": to_status, "at": at, "case_id": case_id,
-                                                  "referral_id": referral_id, "from_status": from_status})
-        if not rows:
-            return None
-        ADD_HISTORY.execute(self.conn, {"referral_id": referral_id, "status": to_status, "at": at, "detail": detail})
-        return rows[0][0]
 
 
 class SqlAgencyRepository:

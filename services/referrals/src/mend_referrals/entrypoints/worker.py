@@ -6,12 +6,12 @@ from mend_common.nameko_ext import UnitOfWorkProvider, WorkerBase, event_subscri
 
 from ..adapters.tables import platform
 from ..service_layer import services
-from ..service_layer.unit_of_work import ReferralsUnitOfWork
+from ..service_layer.unit_of_work import ReferralsChainedUnitOfWork, ReferralsUnitOfWork
 
 
 class ReferralsWorker(WorkerBase):
     name = "referrals"
-    uow = UnitOfWorkProvider(ReferralsUnitOfWork, platform, "referrals")
+    uow = UnitOfWorkProvider(ReferralsUnitOfWork, ReferralsChainedUnitOfWork, platform, "referrals")
 
     @event_subscriber("cases", "case_opened")
     def on_case_opened(self, body):

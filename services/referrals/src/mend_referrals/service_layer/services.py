@@ -61,7 +61,7 @@ def submit_referral(uow_factory: Callable, principal: Principal, request_id: str
         "referral": referral.draft,
     })
     try:
-        with uow_factory() as uow:
+        with uow_factory.atomic() as uow:   # one round trip on PostgreSQL
             uow.referrals.add(referral)
             uow.publish(event)
             uow.audit(principal.label, "referral.submit", "referral", referral.referral_id, referral.county)
@@ -143,26 +143,27 @@ def list_referrals(uow_factory: Callable, principal: Principal, *, page_size: in
 
 
 def record_case_opened(uow_factory: Callable, envelope: Envelope, consumer: str) -> bool:
-    """Handle case_opened: the referral's status follows the case. Idempotent per event."""
+    """Handle case_opened: the referral's status follows the case. Idempotent: returns whether
+    the status moved (False for a redelivered event or a referral already further on)."""
     payload = envelope.payload
     referral_id, case_id = payload.get("referral_id"), payload.get("case_id")
     if not referral_id or not case_id:
         raise ValueError("case_opened event lacks referral_id or case_id")
-    with uow_factory() as uow:
-        if not uow.claim_event(consumer, envelope.event_id):
-            return False
-        from_status, new_status = CASE_OPENED_TRANSITION
-        county = uow.referrals.advance_status(referral_id, from_status, new_status, _now(),
-                                              f"case {case_id} opened", case_id=case_id)
-        if county is None:
-            if uow.referrals.status_of(referral_id) is None:
+    # The guarded status change comes first: a redelivered or late event finds the referral no
+    # longer "received" and writes nothing, so nothing has to be undone for an unknown referral.
+    with uow_factory.atomic() as uow:
+        uow.referrals.advance_status(referral_id, CASE_OPENED_TRANSITION, _now(), f"case {case_id} opened",
+                                     case_id=case_id)
+        uow.claim_event(consumer, envelope.event_id)
+        uow.audit("system:cases", "referral.case_opened", "referral", referral_id, envelope.county)
+    new_status = CASE_OPENED_TRANSITION[1] if uow.completed else None
+    if new_status is None:
+        with uow_factory() as tx:
+            if tx.referrals.status_of(referral_id) is None:
                 raise LookupError(f"case_opened for unknown referral {referral_id}")
-            new_status = None  # already past "received": nothing to do
-        else:
-            uow.audit("system:cases", "referral.case_opened", "referral", referral_id, county)
-    if new_status:
-        REFERRAL_STATUS_CHANGES.labels(new_status).inc()
-        log.info("referral %s: case %s opened", referral_id, case_id)
+        return False
+    REFERRAL_STATUS_CHANGES.labels(new_status).inc()
+    log.info("referral %s: case %s opened", referral_id, case_id)
     return True
 
 

@@ -1,0 +1,174 @@
+"""A unit of work whose writes are deferred to commit and then sent together.
+
+On PostgreSQL the writes become one statement of data-modifying CTEs, run in autocommit: one
+round trip, atomic because a single statement is its own transaction. (Against a transaction of
+separate statements this cut the CPU of opening a case by more than half: every round trip costs
+a green-select wake-up under eventlet, plus BEGIN and COMMIT.) On SQLite the same steps run one
+after another in one transaction.
+
+A step marked as a gate makes every later step conditional on it having written a row: "record
+this event as processed" gates "store the case", which gates "publish case_opened". The same
+rule holds on both databases, so service code reads the outcome the same way.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Mapping, Sequence
+
+from sqlalchemy import Table
+from sqlalchemy.exc import DBAPIError
+
+from .db import Database
+from .fastsql import Statement
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a write chain")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+class InsertStep:
+    """INSERT of one or more rows into table (only the named columns; defaults fill the rest)."""
+
+    def __init__(self, table: Table, columns: Sequence[str], *, on_conflict: str = "", gate: bool = False):
+        self.table = table.name
+        self.columns = list(columns)
+        self.on_conflict = on_conflict
+        self.gate = gate
+        cols = ", ".join(self.columns)
+        self._sqlite = Statement(f"INSERT INTO {self.table} ({cols}) VALUES ({', '.join(':' + c for c in self.columns)}) "
+                                 f"{on_conflict} RETURNING 1")
+
+    def cte(self, name: str, param: str, gates: list[str]) -> str:
+        cols = ", ".join(self.columns)
+        # jsonb_populate_recordset gives each value its column's type: no casts to maintain.
+        return (f"{name} AS (INSERT INTO {self.table} ({cols}) SELECT {cols} FROM "
+                f"jsonb_populate_recordset(NULL::{self.table}, %({param})s::jsonb){_where(gates)} "
+                f"{self.on_conflict} RETURNING 1)")
+
+    def pg_params(self, param: str, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+        return {param: _dumps([{c: row.get(c) for c in self.columns} for row in rows])}
+
+    def run_sqlite(self, conn, rows: list[Mapping[str, Any]]) -> bool:
+        wrote = False
+        for row in rows:
+            wrote = bool(self._sqlite.execute(conn, {c: row.get(c) for c in self.columns})) or wrote
+        return wrote
+
+
+class UpdateStep:
+    """UPDATE of the row matching `match` columns, only while its `when` columns hold the given
+    values (a guarded state change), setting `columns`."""
+
+    def __init__(self, table: Table, *, match: Sequence[str], columns: Sequence[str], when: Mapping[str, Any],
+                 gate: bool = False):
+        self.table = table.name
+        self.match = list(match)
+        self.columns = list(columns)
+        self.when = dict(when)
+        self.gate = gate
+        sets = ", ".join(f"{c} = :{c}" for c in self.columns)
+        conds = " AND ".join([f"{m} = :{m}" for m in self.match] + [f"{k} = :when_{k}" for k in self.when])
+        self._sqlite = Statement(f"UPDATE {self.table} SET {sets} WHERE {conds} RETURNING 1")
+
+    def cte(self, name: str, param: str, gates: list[str]) -> str:
+        sets = ", ".join(f"{c} = x.{c}" for c in self.columns)
+        conds = [f"t.{m} = x.{m}" for m in self.match] + [f"t.{k} = %({param}_when_{k})s" for k in self.when]
+        conds += [f"EXISTS (SELECT 1 FROM {g})" for g in gates]
+        return (f"{name} AS (UPDATE {self.table} AS t SET {sets} FROM "
+                f"jsonb_populate_record(NULL::{self.table}, %({param})s::jsonb) AS x "
+                f"WHERE {' AND '.join(conds)} RETURNING 1)")
+
+    def pg_params(self, param: str, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+        (row,) = rows
+        params = {param: _dumps({c: row.get(c) for c in self.match + self.columns})}
+        params.update({f"{param}_when_{k}": v for k, v in self.when.items()})
+        return params
+
+    def run_sqlite(self, conn, rows: list[Mapping[str, Any]]) -> bool:
+        (row,) = rows
+        params = {c: row.get(c) for c in self.match + self.columns}
+        params.update({f"when_{k}": v for k, v in self.when.items()})
+        return bool(self._sqlite.execute(conn, params))
+
+
+def _where(gates: list[str]) -> str:
+    return " WHERE " + " AND ".join(f"EXISTS (SELECT 1 FROM {g})" for g in gates) if gates else ""
+
+
+@dataclass
+class WriteChain:
+    db: Database
+    steps: list[tuple[InsertStep | UpdateStep, list[Mapping[str, Any]]]] = field(default_factory=list)
+
+    def add(self, step: InsertStep | UpdateStep, rows: Mapping[str, Any] | list[Mapping[str, Any]]) -> None:
+        self.steps.append((step, [rows] if isinstance(rows, Mapping) else list(rows)))
+
+    def run(self) -> list[bool]:
+        """Write everything; returns, per gate step in order, whether it wrote."""
+        steps = [(s, rows) for s, rows in self.steps if rows]
+        if not steps:
+            return []
+        return self._run_postgres(steps) if self.db.is_postgres else self._run_sqlite(steps)
+
+    def _run_sqlite(self, steps) -> list[bool]:
+        outcomes: list[bool] = []
+        with self.db.transaction() as conn:
+            for step, rows in steps:
+                if not all(outcomes):
+                    if step.gate:
+                        outcomes.append(False)
+                    continue
+                wrote = step.run_sqlite(conn, rows)
+                if step.gate:
+                    outcomes.append(wrote)
+        return outcomes
+
+    def _run_postgres(self, steps) -> list[bool]:
+        key = tuple(id(s) for s, _ in steps)
+        sql = _compiled.get(key)
+        if sql is None:
+            sql = _compile(steps)
+            _compiled[key] = sql
+        params: dict[str, Any] = {}
+        for i, (step, rows) in enumerate(steps):
+            params.update(step.pg_params(f"p{i}", rows))
+        raw = self.db.autocommit_engine.raw_connection()
+        try:
+            cursor = raw.driver_connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        except self.db.autocommit_engine.dialect.loaded_dbapi.Error as exc:
+            # The same exception SQLAlchemy would raise (IntegrityError for a unique key, ...).
+            raise DBAPIError.instance(sql, params, exc, self.db.autocommit_engine.dialect.loaded_dbapi.Error,
+                                      dialect=self.db.autocommit_engine.dialect) from exc
+        finally:
+            raw.close()
+        return [bool(v) for v in row] if row and row[0] is not None else []
+
+
+_compiled: dict[tuple[int, ...], str] = {}
+
+
+def _compile(steps) -> str:
+    ctes, gates, gate_names = [], [], []
+    for i, (step, _) in enumerate(steps):
+        name = f"s{i}"
+        ctes.append(step.cte(name, f"p{i}", list(gates)))
+        if step.gate:
+            gates.append(name)
+            gate_names.append(name)
+    outcome = ", ".join(f"EXISTS (SELECT 1 FROM {g})" for g in gate_names) or "NULL"
+    # Every CTE runs even if the final SELECT does not read it (PostgreSQL executes all
+    # data-modifying CTEs exactly once).
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT {outcome}"
