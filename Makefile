@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find proto -name '*.proto')
 
-.PHONY: install proto infra run test test-unit bench migrate clean openapi-check
+.PHONY: install proto infra run test test-unit bench migrate clean
 
 install: $(STAMP) build/gen/.stamp
 

@@ -128,12 +128,12 @@ def case_open_delays(database_url: str, referral_ids: set[str], timeout: float) 
 
 
 def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int = 32, seconds: float = 20.0,
-            warmup: float = 3.0, case_workers: int = 2) -> dict:
+            warmup: float = 3.0, case_workers: int = 2, relay_in_api: bool = True, grpc_threads: int = 8) -> dict:
     vhost = RabbitVhost(f"mend-bench-{uuid.uuid4().hex[:8]}").create()
     database = PostgresDatabase(f"mend_bench_{uuid.uuid4().hex[:8]}").create()
     stack = MendStack(var_dir=Path("var/bench") / vhost.name, amqp_uri=f"{amqp_base}/{vhost.name}",
-                      database_url=database.url, workers={"cases": case_workers},
-                      extra_env={"MEND_LOG_LEVEL": "WARNING", "MEND_GRPC_THREADS": os.environ.get("MEND_GRPC_THREADS", str(max(16, clients)))})
+                      database_url=database.url, workers={"cases": case_workers}, relay_in_api=relay_in_api,
+                      extra_env={"MEND_LOG_LEVEL": "WARNING", "MEND_GRPC_THREADS": str(grpc_threads)})
     try:
         stack.start()
         tenant = make_tenant(stack)
@@ -187,9 +187,11 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--case-workers", type=int, default=2)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--grpc-threads", type=int, default=8)
+    parser.add_argument("--relay", choices=("api", "process"), default="api")
     args = parser.parse_args(argv)
-    result = measure(clients=args.clients, seconds=args.seconds, case_workers=args.case_workers)
+    result = measure(clients=args.clients, seconds=args.seconds, case_workers=args.case_workers,
+                     relay_in_api=args.relay == "api", grpc_threads=args.grpc_threads)
     print(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -341,3 +341,15 @@ def test_every_read_of_a_referral_or_case_is_audited(stack, tenant):
     cases.list()
     assert _audit(stack, "cases", f"staff:{subject}") == [("case.read", case_id), ("case.list", None),
                                                           ("case.list", None)]
+
+
+def test_a_refused_read_is_audited_without_revealing_the_record(stack, tenant):
+    referral_id, case_id = _opened_case(tenant)
+    prober = f"agency:{tenant.other_agency_id}"
+    with pytest.raises(grpc.RpcError) as refused:
+        tenant.agency_client(other=True).get(referral_id)
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    assert _audit(stack, "referrals", prober)[-1] == ("referral.read_refused", referral_id)
+    county = rows(stack, "referrals", "SELECT county FROM audit_log WHERE principal = :p ORDER BY id DESC LIMIT 1",
+                  p=prober)
+    assert county[0][0] is None

@@ -445,7 +445,9 @@ def test_get_case_looks_missing_to_those_who_may_not_see_it(uow, store, opened, 
     audits = len(store.audits)
     with pytest.raises(NotFound):
         services.get_case(uow, principal, opened.case_id)
-    assert len(store.audits) == audits
+    # The refusal is audited, and the record does not reveal the case's county.
+    assert [(a["action"], a["resource_id"], a["county"]) for a in store.audits[audits:]] == [
+        ("case.read_refused", opened.case_id, None)]
 
 
 def test_an_allocated_facilitator_gets_the_case(uow, store, opened):

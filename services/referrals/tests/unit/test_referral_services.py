@@ -351,7 +351,9 @@ def test_another_agency_gets_not_found(uow, store):
     audits_before = len(store.audits)
     with pytest.raises(NotFound):
         services.get_referral(uow, agency(AGENCY_B), referral.referral_id)
-    assert len(store.audits) == audits_before
+    # The refusal is audited, and the record does not reveal the referral's county.
+    assert [(a["action"], a["resource_id"], a["county"]) for a in store.audits[audits_before:]] == [
+        ("referral.read_refused", referral.referral_id, None)]
 
 
 @pytest.mark.parametrize("referral_id", ["", "not-a-uuid", str(uuid.uuid4())])

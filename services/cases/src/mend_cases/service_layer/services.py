@@ -60,10 +60,13 @@ def get_case(uow_factory: Callable, principal: Principal, case_id: str) -> Case:
         raise NotFound(f"case {case_id} not found") from None
     with uow_factory() as uow:
         case = uow.cases.get(case_id)
-        # Another county's case, or one not allocated to this facilitator, looks missing.
-        if case is None or not case.visible_to(principal):
-            raise NotFound(f"case {case_id} not found")
-        uow.audit(principal.label, "case.read", "case", case.case_id, case.county)
+        visible = case is not None and case.visible_to(principal)
+        # A refused read is audited too, but another county's case, or one not allocated to this
+        # facilitator, looks missing to the caller.
+        uow.audit(principal.label, "case.read" if visible else "case.read_refused", "case", case_id,
+                  case.county if visible else None)
+    if not visible:
+        raise NotFound(f"case {case_id} not found")
     return case
 
 

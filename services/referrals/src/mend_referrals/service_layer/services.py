@@ -100,10 +100,13 @@ def _visible(referral: Referral | None, principal: Principal) -> bool:
 def get_referral(uow_factory: Callable, principal: Principal, referral_id: str) -> Referral:
     with uow_factory() as uow:
         referral = uow.referrals.get(referral_id) if _is_uuid(referral_id) else None
-        # Another agency's or county's referral is indistinguishable from a missing one.
-        if not _visible(referral, principal):
-            raise NotFound(f"referral {referral_id} not found")
-        uow.audit(principal.label, "referral.read", "referral", referral.referral_id, referral.county)
+        visible = _visible(referral, principal)
+        # A refused read is audited too (probing for others' data should leave a trace), but the
+        # caller cannot tell another agency's or county's referral from a missing one.
+        uow.audit(principal.label, "referral.read" if visible else "referral.read_refused", "referral",
+                  str(referral_id)[:64], referral.county if visible else None)
+    if not visible:
+        raise NotFound(f"referral {referral_id} not found")
     return referral
 
 
