@@ -12,16 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mend.referrals.v1 import referrals_pb2
 from mend_cli.pytest_stack import referral_draft
-
-
-def wait_for(predicate, timeout=20.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+from tests.support.waiting import wait_for
 
 
 def test_submitted_referral_opens_a_case_and_the_status_follows(tenant):

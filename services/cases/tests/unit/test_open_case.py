@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mend_common.auth import Principal
 from mend_common.envelope import new_event
 from mend_common.errors import NotFound, PermissionDenied, ValidationFailed
-from mend_common.testing.fakes import FakeUnitsOfWork
+from mend_common.testing.fakes import FakePlatformStore, FakePlatformUnitOfWork, FakeUnitsOfWork, json_paths
 from mend_cases.domain.case import STAGES, Case, InvalidReferral, open_case
 from mend_cases.service_layer import services
 
@@ -185,17 +185,7 @@ json_values = st.recursive(
 )
 
 
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _paths(v, prefix + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _paths(v, prefix + (i,))
-
-
-PAYLOAD_PATHS = [p for p in _paths(referral()) if p]
+PAYLOAD_PATHS = [p for p in json_paths(referral()) if p]
 
 
 def _open_or_invalid(data):
@@ -249,18 +239,10 @@ def test_partners_do_not_see_case_files():
 
 
 # -- service layer with a fake unit of work ---------------------------------------------------------
-class FakeStore:
+class FakeStore(FakePlatformStore):
     def __init__(self):
+        super().__init__()
         self.cases: dict[str, Case] = {}
-        self.events: list = []
-        self.audits: list[dict] = []
-        self.claimed: set[tuple[str, str]] = set()
-
-    def snapshot(self):
-        return copy.deepcopy(vars(self))
-
-    def restore(self, snap):
-        vars(self).update(snap)
 
 
 class FakeCaseRepository:
@@ -290,32 +272,10 @@ class FakeCaseRepository:
         return [replace(copy.deepcopy(c), participants=[], history=[]) for c in rows[:limit]]
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(FakePlatformUnitOfWork):
     def __init__(self, store: FakeStore):
-        self.store = store
+        super().__init__(store)
         self.cases = FakeCaseRepository(store)
-
-    def __enter__(self):
-        self._snapshot = self.store.snapshot()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.store.restore(self._snapshot)
-        return False
-
-    def publish(self, envelope):
-        self.store.events.append(envelope)
-
-    def claim_event(self, consumer, event_id):
-        if (consumer, event_id) in self.store.claimed:
-            return False
-        self.store.claimed.add((consumer, event_id))
-        return True
-
-    def audit(self, principal, action, resource_type, resource_id, county, reason=None):
-        self.store.audits.append({"principal": principal, "action": action, "resource_type": resource_type,
-                                  "resource_id": resource_id, "county": county, "reason": reason})
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from mend_common.auth import Principal, split_api_key
-from mend_common.testing.fakes import FakeUnitsOfWork
+from mend_common.testing.fakes import FakePlatformStore, FakePlatformUnitOfWork, FakeUnitsOfWork
 from mend_common.envelope import new_event
 from mend_common.errors import Conflict, NotFound, PermissionDenied, Unauthenticated, ValidationFailed
 from mend_referrals.domain.referral import parse_draft
@@ -18,25 +18,15 @@ from mend_referrals.service_layer import services
 
 
 # -- fakes ----------------------------------------------------------------------------------
-class FakeStore:
+class FakeStore(FakePlatformStore):
     """What the database would hold, shared by every unit of work of one test."""
 
     def __init__(self):
+        super().__init__()
         self.referrals: dict[str, object] = {}
         self.history: dict[str, list[dict]] = {}
         self.agencies: dict[str, dict] = {}
         self.keys: dict[str, dict] = {}
-        self.events: list = []
-        self.audits: list[dict] = []
-        self.claimed: set[tuple[str, str]] = set()
-        self.commits = 0
-        self.rollbacks = 0
-
-    def snapshot(self):
-        return copy.deepcopy({k: v for k, v in vars(self).items() if k not in ("commits", "rollbacks")})
-
-    def restore(self, snap):
-        vars(self).update(snap)
 
 
 class FakeReferralRepository:
@@ -134,38 +124,11 @@ class FakeAgencyRepository:
         return True
 
 
-class FakeUnitOfWork:
-    """One transaction: everything done inside commits together, or is rolled back on an error."""
-
+class FakeUnitOfWork(FakePlatformUnitOfWork):
     def __init__(self, store: FakeStore):
-        self.store = store
+        super().__init__(store)
         self.referrals = FakeReferralRepository(store)
         self.agencies = FakeAgencyRepository(store)
-
-    def __enter__(self):
-        self._snapshot = self.store.snapshot()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.store.commits += 1
-        else:
-            self.store.restore(self._snapshot)
-            self.store.rollbacks += 1
-        return False
-
-    def publish(self, envelope):
-        self.store.events.append(envelope)
-
-    def claim_event(self, consumer, event_id):
-        if (consumer, event_id) in self.store.claimed:
-            return False
-        self.store.claimed.add((consumer, event_id))
-        return True
-
-    def audit(self, principal, action, resource_type, resource_id, county, reason=None):
-        self.store.audits.append({"principal": principal, "action": action, "resource_type": resource_type,
-                                  "resource_id": resource_id, "county": county, "reason": reason})
 
 
 # -- helpers --------------------------------------------------------------------------------

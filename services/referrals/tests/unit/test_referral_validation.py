@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from mend.referrals.v1 import referrals_pb2 as pb
 from mend_common.errors import FieldViolation, ValidationFailed
+from mend_common.testing.fakes import json_paths
 from mend_common.proto_convert import enum_to_plain, message_to_plain
 from mend_referrals.domain.referral import MAX_PARTICIPANTS, ReferralDraft, parse_draft
 from mend_referrals.domain.vocabulary import (AGENCY_KINDS, CONTACT_CHANNELS, INITIATORS, OFFENCE_CATEGORIES,
@@ -458,18 +459,7 @@ def test_junk_shaped_like_a_referral_raises_only_validation_failed(data):
     _parse_only_validation_errors(data)
 
 
-def _paths(node, prefix=()):
-    """Every path into a JSON tree (dict keys and list indexes)."""
-    yield prefix
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _paths(v, prefix + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _paths(v, prefix + (i,))
-
-
-ALL_VALID_PATHS = [p for p in _paths(valid_data()) if p]
+ALL_VALID_PATHS = [p for p in json_paths(valid_data()) if p]
 
 
 @PROPERTY

@@ -1,7 +1,70 @@
 """Test doubles for the units of work, for service-layer unit tests without a database."""
 from __future__ import annotations
 
-from typing import Callable
+import copy
+from typing import Any, Callable, Iterator
+
+
+class FakePlatformStore:
+    """What a service's database would hold of the platform tables (outbox, processed events,
+    audit), shared by every unit of work of one test. Services add their own tables."""
+
+    def __init__(self):
+        self.events: list = []
+        self.audits: list[dict] = []
+        self.claimed: set[tuple[str, str]] = set()
+        self.commits = 0
+        self.rollbacks = 0
+
+    def snapshot(self) -> dict:
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k not in ("commits", "rollbacks")})
+
+    def restore(self, snap: dict) -> None:
+        vars(self).update(snap)
+
+
+class FakePlatformUnitOfWork:
+    """One transaction over a FakePlatformStore: everything done inside commits together, or is
+    rolled back on an error. Services attach fake repositories in __init__."""
+
+    def __init__(self, store: FakePlatformStore):
+        self.store = store
+
+    def __enter__(self):
+        self._snapshot = self.store.snapshot()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.store.commits += 1
+        else:
+            self.store.restore(self._snapshot)
+            self.store.rollbacks += 1
+        return False
+
+    def publish(self, envelope) -> None:
+        self.store.events.append(envelope)
+
+    def claim_event(self, consumer: str, event_id: str) -> bool:
+        if (consumer, event_id) in self.store.claimed:
+            return False
+        self.store.claimed.add((consumer, event_id))
+        return True
+
+    def audit(self, principal, action, resource_type, resource_id, county, reason=None) -> None:
+        self.store.audits.append({"principal": principal, "action": action, "resource_type": resource_type,
+                                  "resource_id": resource_id, "county": county, "reason": reason})
+
+
+def json_paths(node: Any, prefix: tuple = ()) -> Iterator[tuple]:
+    """Every path into a JSON tree (dict keys and list indexes), for mutation tests."""
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from json_paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from json_paths(value, prefix + (index,))
 
 
 class _Deferred:
