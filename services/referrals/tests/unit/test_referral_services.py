@@ -637,3 +637,11 @@ def test_submit_as_an_authenticated_key_end_to_end(uow, store, police):
     referral, _ = services.submit_referral(uow, principal, "req-00000001", draft())
     assert referral.agency_id == police["agency_id"]
     assert services.get_referral(uow, principal, referral.referral_id).referral_id == referral.referral_id
+
+
+@pytest.mark.parametrize("asked", ["\x00", "' OR 1=1 --", "\ud800", "x" * 500])
+def test_a_refused_read_of_a_malformed_id_is_audited_escaped(uow, store, asked):
+    with pytest.raises(NotFound):
+        services.get_referral(uow, agency(), asked)
+    recorded = store.audits[-1]["resource_id"]
+    assert recorded == ascii(asked)[:64] and recorded.isascii() and "\x00" not in recorded

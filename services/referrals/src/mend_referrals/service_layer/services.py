@@ -103,8 +103,10 @@ def get_referral(uow_factory: Callable, principal: Principal, referral_id: str) 
         visible = _visible(referral, principal)
         # A refused read is audited too (probing for others' data should leave a trace), but the
         # caller cannot tell another agency's or county's referral from a missing one.
+        # The id as asked for, escaped: it may hold anything (a NUL byte cannot even be stored).
+        asked = referral_id if _is_uuid(referral_id) else ascii(referral_id)[:64]
         uow.audit(principal.label, "referral.read" if visible else "referral.read_refused", "referral",
-                  str(referral_id)[:64], referral.county if visible else None)
+                  asked, referral.county if visible else None)
     if not visible:
         raise NotFound(f"referral {referral_id} not found")
     return referral
