@@ -606,3 +606,12 @@ def test_fingerprint_changes_with_other_content(data, key, text):
         return
     assume(getattr(other, key) != getattr(draft, key))
     assert other.fingerprint() != draft.fingerprint()
+
+
+def test_to_dict_has_exactly_the_shape_of_the_dataclasses():
+    """to_dict is written by hand for speed; it must stay equal to dataclasses.asdict (with the
+    tuple of participants and of vulnerabilities as lists, as JSON has them)."""
+    import dataclasses
+    import json as _json
+    draft = parse_draft(valid_data(), today=TODAY)
+    assert _json.loads(_json.dumps(draft.to_dict())) == _json.loads(_json.dumps(dataclasses.asdict(draft)))
