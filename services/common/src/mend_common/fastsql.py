@@ -64,23 +64,3 @@ class Statement:
 def insert(table: str, columns: Iterable[str], suffix: str = "") -> Statement:
     cols = list(columns)
     return Statement(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) {suffix}")
-
-
-class MultiRowInsert:
-    """INSERT of several rows in one statement (one round trip). psycopg's executemany runs a
-    pipeline with a sync per call, which costs more than the rows themselves at this size."""
-
-    def __init__(self, table: str, columns: Iterable[str]):
-        self.table = table
-        self.columns = list(columns)
-        self._by_count: dict[int, Statement] = {}
-
-    def execute(self, conn: Connection, rows: list[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        statement = self._by_count.get(len(rows))
-        if statement is None:
-            values = ", ".join("(" + ", ".join(f":{c}_{i}" for c in self.columns) + ")" for i in range(len(rows)))
-            statement = Statement(f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES {values}")
-            self._by_count[len(rows)] = statement
-        statement.execute(conn, {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in self.columns})
