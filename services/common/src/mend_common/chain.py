@@ -21,7 +21,7 @@ from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError
 
 from .db import Database
-from .fastsql import Statement
+from .fastsql import Statement, insert
 
 
 def _json_default(value: Any) -> Any:
@@ -42,9 +42,7 @@ class InsertStep:
         self.columns = list(columns)
         self.on_conflict = on_conflict
         self.gate = gate
-        cols = ", ".join(self.columns)
-        self._sqlite = Statement(f"INSERT INTO {self.table} ({cols}) VALUES ({', '.join(':' + c for c in self.columns)}) "
-                                 f"{on_conflict} RETURNING 1")
+        self._sqlite = insert(self.table, self.columns, f"{on_conflict} RETURNING 1")
 
     def cte(self, name: str, param: str, gates: list[str]) -> str:
         cols = ", ".join(self.columns)

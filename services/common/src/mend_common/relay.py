@@ -88,18 +88,17 @@ class OutboxRelay:
 
     def _settle(self, conn, rows, confirmed: set[str]) -> None:
         now = datetime.now(timezone.utc)
-        done_ids = [row.id for row in rows if row.event_id in confirmed]
-        if done_ids:
-            conn.execute(delete(self.outbox).where(self.outbox.c.id.in_(done_ids)))
+        done = [row for row in rows if row.event_id in confirmed]
+        failed = [row for row in rows if row.event_id not in confirmed]
+        if done:
+            conn.execute(delete(self.outbox).where(self.outbox.c.id.in_([row.id for row in done])))
         lag = OUTBOX_LAG.labels(self.service)
         published: dict[str, int] = {}
-        for row in rows:
-            if row.event_id in confirmed:
-                published[row.event_type] = published.get(row.event_type, 0) + 1
-                lag.observe((now - _aware(row.created_at)).total_seconds())
+        for row in done:
+            published[row.event_type] = published.get(row.event_type, 0) + 1
+            lag.observe((now - _aware(row.created_at)).total_seconds())
         for event_type, count in published.items():
             OUTBOX_PUBLISHED.labels(self.service, event_type).inc(count)
-        failed = [row for row in rows if row.event_id not in confirmed]
         if failed:
             # Unroutable (no queue bound yet) or nacked: try again later, backing off.
             OUTBOX_PUBLISH_FAILURES.labels(self.service, "unroutable_or_nacked").inc()

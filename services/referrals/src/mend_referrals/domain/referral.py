@@ -340,8 +340,3 @@ class Referral:
 
 # A case opening moves a received referral on; any later status already implies it.
 CASE_OPENED_TRANSITION = (ReferralStatus.RECEIVED, ReferralStatus.CASE_OPENED)
-
-
-def next_status_for_case_opened(current: str) -> str | None:
-    from_status, to_status = CASE_OPENED_TRANSITION
-    return to_status if current == from_status else None

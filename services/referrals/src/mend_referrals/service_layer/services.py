@@ -161,13 +161,12 @@ def record_case_opened(uow_factory: Callable, envelope: Envelope, consumer: str)
                                      case_id=case_id)
         uow.claim_event(consumer, envelope.event_id)
         uow.audit("system:cases", "referral.case_opened", "referral", referral_id, envelope.county)
-    new_status = CASE_OPENED_TRANSITION[1] if uow.completed else None
-    if new_status is None:
+    if not uow.completed:
         with uow_factory() as tx:
             if tx.referrals.status_of(referral_id) is None:
                 raise LookupError(f"case_opened for unknown referral {referral_id}")
         return False
-    REFERRAL_STATUS_CHANGES.labels(new_status).inc()
+    REFERRAL_STATUS_CHANGES.labels(CASE_OPENED_TRANSITION[1]).inc()
     log.info("referral %s: case %s opened", referral_id, case_id)
     return True
 
