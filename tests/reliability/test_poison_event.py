@@ -10,7 +10,7 @@ import requests
 
 from mend_cli.pytest_stack import referral_draft
 from tests.support.mend import (CASES_CONSUMER, CASES_DLQ, CASES_QUEUE, cases_per_referral, metric_value, publish,
-                                referral_received_envelope, worker_metrics_url)
+                                publish_many, referral_received_envelope, worker_metrics_url)
 from tests.support.waiting import wait_for
 
 MAX_ATTEMPTS = 3  # pytest_stack.TEST_ENV
@@ -67,6 +67,40 @@ def test_poison_event_is_dead_lettered_after_bounded_attempts_and_good_events_fl
     wait_for(lambda: _dead_lettered(stack) >= dead_before + 1, timeout=10)
     wait_for(lambda: _main_queue_drained(stack), timeout=20, interval=0.5)
     assert cases_per_referral(stack, [poison_id, good_id]) == {poison_id: 0, good_id: 1}
+    assert _worker_alive(stack)
+
+
+def _batches(stack) -> tuple[float, float]:
+    """(batches handled, events in them) by the cases worker."""
+    url = worker_metrics_url(stack)
+    labels = {"consumer": CASES_CONSUMER, "event_type": "referral_received"}
+    return (metric_value(url, "mend_event_batch_size_count", **labels),
+            metric_value(url, "mend_event_batch_size_sum", **labels))
+
+
+def test_a_poison_event_in_a_burst_fails_alone_and_every_other_event_opens_its_case(stack, tenant):
+    """Events that queue up are handled in batches, one transaction each. A batch holding a poison
+    event fails as a whole, then its events are handled one by one: only the poison is retried
+    and parked, and no good event is lost or opened twice."""
+    batches_before, events_before = _batches(stack)
+    poison_draft = referral_draft(tenant.county)
+    del poison_draft["participants"]
+    poison = referral_received_envelope(tenant.county, agency_id=tenant.agency_id, referral=poison_draft)
+    good = [referral_received_envelope(tenant.county, agency_id=tenant.agency_id) for _ in range(60)]
+    burst = good[:30] + [poison] + good[30:] + good[10:20]      # with ten redeliveries in the burst
+
+    publish_many(stack.amqp_uri, burst)
+
+    good_ids = [g["payload"]["referral_id"] for g in good]
+    wait_for(lambda: set(cases_per_referral(stack, good_ids).values()) == {1}, timeout=30, interval=0.3)
+    parked = wait_for(lambda: _parked(stack, poison["event_id"]), timeout=30, interval=0.2)
+    assert parked["properties"]["headers"]["x-mend-attempts"] == MAX_ATTEMPTS
+    wait_for(lambda: _main_queue_drained(stack), timeout=20, interval=0.5)
+    poison_id = poison["payload"]["referral_id"]
+    assert cases_per_referral(stack, good_ids + [poison_id]) == {**{g: 1 for g in good_ids}, poison_id: 0}
+    batches, events = _batches(stack)
+    assert events - events_before >= len(burst)
+    assert batches - batches_before < events - events_before, "the burst was never batched"
     assert _worker_alive(stack)
 
 

@@ -10,14 +10,14 @@ from mend_common.registry import ApiContext, ApiParts, ServiceDefinition
 from .adapters.tables import metadata, platform
 from mend_common.uow import UnitsOfWork
 
-from .service_layer.unit_of_work import CasesChainedUnitOfWork, CasesUnitOfWork
+from .service_layer.unit_of_work import CasesUnitOfWork
 
 
 def build_api(ctx: ApiContext) -> ApiParts:
     from .entrypoints import grpc_api
     store = PlatformStore(ctx.db, platform, "cases")
 
-    uow_factory = UnitsOfWork(lambda: CasesUnitOfWork(ctx.db, store), lambda: CasesChainedUnitOfWork(ctx.db, store))
+    uow_factory = UnitsOfWork(lambda: CasesUnitOfWork(ctx.db, store))
 
     return ApiParts(authenticator=Authenticator(ctx.token_verifier), grpc_registrars=grpc_api.registrars(uow_factory),
                     grpc_service_names=grpc_api.SERVICE_NAMES)

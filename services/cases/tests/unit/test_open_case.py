@@ -257,6 +257,9 @@ class FakeCaseRepository:
         self.store.cases[case.case_id] = copy.deepcopy(case)
         return True
 
+    def add_many(self, cases: list[Case]) -> set[str]:
+        return {c.case_id for c in cases if self.add(c)}
+
     def exists_for_referral(self, referral_id: str) -> bool:
         return any(c.referral_id == referral_id for c in self.store.cases.values())
 
@@ -285,7 +288,7 @@ def store():
 
 @pytest.fixture
 def uow(store):
-    return FakeUnitsOfWork(lambda: FakeUnitOfWork(store), {"cases": {"add"}})
+    return FakeUnitsOfWork(lambda: FakeUnitOfWork(store))
 
 
 CONSUMER = "cases.on_referral_received"
@@ -317,7 +320,8 @@ def test_open_case_for_referral_stores_publishes_and_audits(uow, store):
                                  "stage": "referral_received", "opened_at": case.opened_at.isoformat()}
     assert store.audits == [{"principal": "system:referrals", "action": "case.open", "resource_type": "case",
                              "resource_id": case.case_id, "county": "cumbria",
-                             "reason": f"referral {event.payload['referral_id']} received"}]
+                             "reason": f"referral {event.payload['referral_id']} received",
+                             "correlation_id": "corr-123"}]
 
 
 def test_a_redelivered_event_opens_nothing(uow, store):
@@ -378,6 +382,58 @@ def test_a_referral_received_without_a_referral_id_is_a_poison_message(uow, stor
     event.payload["referral_id"] = referral_id
     with pytest.raises(InvalidReferral):
         services.open_case_for_referral(uow, event, CONSUMER)
+
+
+# -- batches of events ---------------------------------------------------------------------------
+def test_a_batch_opens_a_case_per_referral_each_with_its_own_correlation_id(uow, store):
+    events = [referral_received(correlation_id=f"corr-{i}") for i in range(3)]
+    cases = services.open_cases_for_referrals(uow, events, CONSUMER)
+    assert sorted(c.referral_id for c in cases) == sorted(e.payload["referral_id"] for e in events)
+    assert len(store.cases) == 3 and store.commits == 1                  # one transaction for the batch
+    by_referral = {e.payload["referral_id"]: e.correlation_id for e in events}
+    for published in store.events:
+        assert published.correlation_id == by_referral[published.payload["referral_id"]]
+    assert sorted(a["correlation_id"] for a in store.audits) == ["corr-0", "corr-1", "corr-2"]
+
+
+def test_a_batch_with_a_redelivery_and_a_second_event_for_one_referral_opens_one_case_each(uow, store):
+    first = referral_received()
+    again = referral_received(referral_id=first.payload["referral_id"])
+    other = referral_received()
+    services.open_case_for_referral(uow, first, CONSUMER)
+    opened = services.open_cases_for_referrals(uow, [first, again, other, other], CONSUMER)
+    assert [c.referral_id for c in opened] == [other.payload["referral_id"]]
+    assert len(store.cases) == 2 and len(store.events) == 2 and len(store.audits) == 2
+
+
+def test_one_malformed_event_fails_its_whole_batch_and_writes_nothing(uow, store):
+    good, bad = referral_received(), referral_received(referral=None)
+    with pytest.raises(InvalidReferral):
+        services.open_cases_for_referrals(uow, [good, bad], CONSUMER)
+    assert not store.cases and not store.events and not store.claimed and not store.audits
+    # Handled one by one afterwards (as the worker does), the good one opens its case.
+    assert services.open_case_for_referral(uow, good, CONSUMER) is not None
+
+
+@PROPERTY
+@given(picks=st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=25),
+       cuts=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=25))
+def test_however_deliveries_are_batched_each_referral_gets_exactly_one_case(picks, cuts):
+    """Events are drawn with repeats (redeliveries, and a second event for a referral) and cut
+    into batches of any sizes: the outcome is always one case and one case_opened per referral."""
+    store = FakeStore()
+    uows = FakeUnitsOfWork(lambda: FakeUnitOfWork(store))
+    referral_ids = [str(uuid.uuid4()) for _ in range(3)]
+    pool = [referral_received(referral_id=referral_ids[i % 3]) for i in range(6)]
+    deliveries = [pool[i] for i in picks]
+    start, cut = 0, 0
+    while start < len(deliveries):
+        size = cuts[cut % len(cuts)]
+        services.open_cases_for_referrals(uows, deliveries[start:start + size], CONSUMER)
+        start, cut = start + size, cut + 1
+    wanted = {e.payload["referral_id"] for e in deliveries}
+    assert sorted(c.referral_id for c in store.cases.values()) == sorted(wanted)
+    assert sorted(e.payload["referral_id"] for e in store.events) == sorted(wanted)
 
 
 # -- reading cases ---------------------------------------------------------------------------

@@ -15,13 +15,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError
 
 from .db import Database
 from .fastsql import Statement, insert
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 
 def _json_default(value: Any) -> Any:
@@ -43,6 +46,29 @@ class InsertStep:
         self.on_conflict = on_conflict
         self.gate = gate
         self._sqlite = insert(self.table, self.columns, f"{on_conflict} RETURNING 1")
+        self._now: dict[str | None, tuple[Statement, Statement]] = {}
+
+    def _statements(self, returning: str | None) -> tuple[Statement, Statement]:
+        if returning not in self._now:
+            cols = ", ".join(self.columns)
+            tail = f"{self.on_conflict} RETURNING {returning}" if returning else self.on_conflict
+            pg = Statement(f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM "
+                           f"jsonb_populate_recordset(NULL::{self.table}, :rows::jsonb) {tail}")
+            self._now[returning] = (pg, insert(self.table, self.columns, tail))
+        return self._now[returning]
+
+    def insert_now(self, conn: Connection, rows: Sequence[Mapping[str, Any]], returning: str | None = None) -> list:
+        """Insert rows at once inside conn's transaction: one statement on PostgreSQL whatever
+        the number of rows. Returns the `returning` column of each row written (a conflict
+        skipped by on_conflict writes nothing)."""
+        if not rows:
+            return []
+        pg, sqlite = self._statements(returning)
+        if conn.dialect.name == "postgresql":
+            found = pg.execute(conn, self.pg_params("rows", list(rows)))
+        else:
+            found = [r for row in rows for r in sqlite.execute(conn, {c: row.get(c) for c in self.columns})]
+        return [r[0] for r in found] if returning else []
 
     def cte(self, name: str, param: str, gates: list[str]) -> str:
         cols = ", ".join(self.columns)
@@ -75,6 +101,33 @@ class UpdateStep:
         sets = ", ".join(f"{c} = :{c}" for c in self.columns)
         conds = " AND ".join([f"{m} = :{m}" for m in self.match] + [f"{k} = :when_{k}" for k in self.when])
         self._sqlite = Statement(f"UPDATE {self.table} SET {sets} WHERE {conds} RETURNING 1")
+        self._now: dict[str, tuple[Statement, Statement]] = {}
+
+    def _statements(self, returning: str) -> tuple[Statement, Statement]:
+        if returning not in self._now:
+            sets = ", ".join(f"{c} = x.{c}" for c in self.columns)
+            conds = " AND ".join([f"t.{m} = x.{m}" for m in self.match] + [f"t.{k} = :when_{k}" for k in self.when])
+            pg = Statement(f"UPDATE {self.table} AS t SET {sets} FROM "
+                           f"jsonb_populate_recordset(NULL::{self.table}, :rows::jsonb) AS x "
+                           f"WHERE {conds} RETURNING t.{returning}")
+            sqlite = Statement(self._sqlite.sql.replace("RETURNING 1", f"RETURNING {returning}"))
+            self._now[returning] = (pg, sqlite)
+        return self._now[returning]
+
+    def update_now(self, conn: Connection, rows: Sequence[Mapping[str, Any]], returning: str) -> list:
+        """Apply the guarded change to every row at once inside conn's transaction (one statement
+        on PostgreSQL); returns the `returning` column of each row that changed."""
+        if not rows:
+            return []
+        pg, sqlite = self._statements(returning)
+        when = {f"when_{k}": v for k, v in self.when.items()}
+        if conn.dialect.name == "postgresql":
+            rows_json = _dumps([{c: row.get(c) for c in self.match + self.columns} for row in rows])
+            found = pg.execute(conn, {"rows": rows_json, **when})
+        else:
+            found = [r for row in rows
+                     for r in sqlite.execute(conn, {**{c: row.get(c) for c in self.match + self.columns}, **when})]
+        return [r[0] for r in found]
 
     def cte(self, name: str, param: str, gates: list[str]) -> str:
         sets = ", ".join(f"{c} = x.{c}" for c in self.columns)

@@ -42,6 +42,9 @@ class Settings:
     api_key_cache_seconds: float
     relay_linger_ms: int
     relay_batch_size: int
+    event_batch_size: int
+    event_batch_concurrency: int
+    event_batch_linger_ms: int
     amqp_timeout_seconds: float
     log_level: str
 
@@ -104,6 +107,11 @@ def load_settings(service: str, env: Mapping[str, str] = os.environ) -> Settings
         # How long the relay lets a partial batch fill: fewer, larger publishes and transactions.
         relay_linger_ms=_int(env, "MEND_RELAY_LINGER_MS", 20, 0, 1000),
         relay_batch_size=_int(env, "MEND_RELAY_BATCH_SIZE", 500, 1, 10000),
+        # Event handlers take events in batches, one transaction each: up to this many, waiting
+        # at most this long for a batch to fill, with this many batches handled at a time.
+        event_batch_size=_int(env, "MEND_EVENT_BATCH_SIZE", 100, 1, 1000),
+        event_batch_linger_ms=_int(env, "MEND_EVENT_BATCH_LINGER_MS", 20, 0, 1000),
+        event_batch_concurrency=_int(env, "MEND_EVENT_BATCH_CONCURRENCY", 2, 1, 50),
         amqp_timeout_seconds=float(_int(env, "MEND_AMQP_TIMEOUT_SECONDS", 10, 1, 300)),
         log_level=env.get("MEND_LOG_LEVEL", "INFO").upper(),
     )

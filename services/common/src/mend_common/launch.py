@@ -151,13 +151,17 @@ def worker_main(argv: list[str] | None = None) -> None:
     config = {
         "AMQP_URI": settings.amqp_uri,
         "WEB_SERVER_ADDRESS": f"{settings.bind_host}:{settings.worker_http_port}",
-        "max_workers": settings.worker_max_concurrency,
+        # Room for the batches in flight, their fallbacks and the health and metrics endpoints.
+        "max_workers": max(settings.worker_max_concurrency, settings.event_batch_concurrency + 4),
         "SERIALIZER": "json",
         "MEND_DATABASE_URL": settings.database_url,
         "MEND_DB_SCHEMA": settings.schema,
         "MEND_DB_POOL_SIZE": max(settings.db_pool_size, settings.worker_max_concurrency + 2),
         "MEND_MAX_DELIVERY_ATTEMPTS": settings.max_delivery_attempts,
         "MEND_RETRY_DELAY_MS": settings.retry_delay_ms,
+        "MEND_EVENT_BATCH_SIZE": settings.event_batch_size,
+        "MEND_EVENT_BATCH_CONCURRENCY": settings.event_batch_concurrency,
+        "MEND_EVENT_BATCH_LINGER_MS": settings.event_batch_linger_ms,
         "MEND_RPC_TIMEOUT": settings.amqp_timeout_seconds,
     }
     run([definition.worker_class()], config)

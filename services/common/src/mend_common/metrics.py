@@ -20,7 +20,8 @@ EVENTS_CONSUMED = Counter("mend_events_consumed_total", "Events handled", ["cons
 EVENTS_FAILED = Counter("mend_events_failed_total", "Event handling attempts that raised", ["consumer", "event_type"])
 DEAD_LETTERED = Counter("mend_dead_lettered_total", "Events moved to a dead-letter queue", ["consumer", "event_type"])
 CONSUMER_LAG = Histogram("mend_consumer_lag_seconds", "Time from the event occurring to its handling", ["consumer", "event_type"], buckets=LATENCY_BUCKETS)
-EVENT_HANDLING = Histogram("mend_event_handling_seconds", "Time spent handling one event", ["consumer", "event_type"], buckets=LATENCY_BUCKETS)
+EVENT_HANDLING = Histogram("mend_event_handling_seconds", "Time spent handling one event, or one batch of events", ["consumer", "event_type"], buckets=LATENCY_BUCKETS)
+EVENT_BATCH_SIZE = Histogram("mend_event_batch_size", "Events handled together in one transaction", ["consumer", "event_type"], buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
 
 AUDIT_RECORDS = Counter("mend_audit_records_total", "Audit records written", ["service", "action"])
 

@@ -11,8 +11,10 @@ import traceback
 from datetime import datetime, timezone
 from functools import partial
 
+import eventlet
 import kombu
 from kombu import Queue
+from nameko.containers import ContainerBeingKilled
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.messaging import QueueConsumer
@@ -25,8 +27,8 @@ from .logs import correlation_id_var, new_correlation_id
 from .outbox import PlatformStore
 from .tables import PlatformTables
 from .uow import UnitsOfWork
-from .metrics import (CONSUMER_LAG, DEAD_LETTERED, EVENT_HANDLING, EVENTS_CONSUMED, EVENTS_FAILED,
-                      exposition)
+from .metrics import (CONSUMER_LAG, DEAD_LETTERED, EVENT_BATCH_SIZE, EVENT_HANDLING, EVENTS_CONSUMED,
+                      EVENTS_FAILED, exposition)
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +51,16 @@ class ReliableQueueConsumer(QueueConsumer):
             on_decode_error = getattr(provider, "handle_undecodable_message", None) or self.on_decode_error
             consumer = consumer_cls(queues=[provider.queue], callbacks=[partial(self.handle_message, provider)],
                                     accept=self.accept, on_decode_error=on_decode_error)
-            consumer.qos(prefetch_count=self.prefetch_count)
+            consumer.qos(prefetch_count=getattr(provider, "prefetch_count", None) or self.prefetch_count)
             self._consumers[provider] = consumer
         return self._consumers.values()
+
+    def handle_message(self, provider, body, message):
+        if isinstance(provider, BatchEventHandler):
+            # It only queues the message, or hands a batch to a worker: no green thread per message.
+            provider.handle_message(body, message)
+        else:
+            super().handle_message(provider, body, message)
 
 
 class ReliableEventHandler(EventHandler):
@@ -136,6 +145,109 @@ class ReliableEventHandler(EventHandler):
 event_subscriber = ReliableEventHandler.decorator
 
 
+class BatchEventHandler(ReliableEventHandler):
+    """@event_batch_subscriber: the method receives a list of event bodies and handles them in
+    one transaction. An event waits here at most MEND_EVENT_BATCH_LINGER_MS for others to join
+    it (at most MEND_EVENT_BATCH_SIZE go together, and a full batch goes at once), and at most
+    MEND_EVENT_BATCH_CONCURRENCY batches are handled at a time: the cost of a worker and a commit
+    is shared by every event of the batch, for a few milliseconds of delay.
+
+    If a batch fails, each of its events is handled again on its own: a poison event is retried
+    and dead-lettered alone (ReliableEventHandler's rules) and never takes the others with it."""
+
+    def setup(self):
+        super().setup()
+        config = self.container.config
+        self.batch_size = int(config.get("MEND_EVENT_BATCH_SIZE", 100))
+        self.max_in_flight = int(config.get("MEND_EVENT_BATCH_CONCURRENCY", 2))
+        self.linger_seconds = int(config.get("MEND_EVENT_BATCH_LINGER_MS", 20)) / 1000
+        # Enough unacknowledged deliveries to fill the batches in flight and the next one.
+        self.prefetch_count = self.batch_size * (self.max_in_flight + 1)
+        self._pending: list[tuple[object, object]] = []
+        self._in_flight = 0
+        self._linger = None       # the timer for the oldest waiting event
+        self._due = False         # the oldest waiting event has waited long enough
+
+    def stop(self):
+        super().stop()
+        self._stop_linger()
+        # Not yet handed to a worker: back to the queue for another consumer, now.
+        pending, self._pending = self._pending, []
+        for _, message in pending:
+            self.queue_consumer.requeue_message(message)
+
+    def handle_message(self, body, message):
+        self._pending.append((body, message))
+        if len(self._pending) == 1:
+            self._start_linger()
+        self._dispatch()
+
+    def _start_linger(self):
+        self._due = self.linger_seconds <= 0
+        if not self._due:
+            self._linger = eventlet.spawn_after(self.linger_seconds, self._linger_over)
+
+    def _stop_linger(self):
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+
+    def _linger_over(self):
+        self._linger = None
+        self._due = True
+        self._dispatch()
+
+    def _dispatch(self):
+        while self._pending and self._in_flight < self.max_in_flight and (
+                self._due or len(self._pending) >= self.batch_size):
+            batch = self._pending[:self.batch_size]
+            del self._pending[:self.batch_size]
+            self._stop_linger()
+            if self._pending:
+                self._start_linger()   # the rest arrived later: they get their own wait
+            self._in_flight += 1
+            bodies, messages = [b for b, _ in batch], [m for _, m in batch]
+            try:
+                self.container.spawn_worker(self, (bodies,), {},
+                                            context_data=self.unpack_message_headers(messages[0]),
+                                            handle_result=partial(self.handle_batch_result, messages))
+            except ContainerBeingKilled:
+                self._in_flight -= 1
+                for message in messages:
+                    self.queue_consumer.requeue_message(message)
+
+    def handle_batch_result(self, messages, worker_ctx, result=None, exc_info=None):
+        self._in_flight -= 1
+        started = worker_ctx.data.get("mend.started")
+        if started is not None:
+            EVENT_HANDLING.labels(self.consumer_name, self.event_type).observe(time.monotonic() - started)
+        EVENT_BATCH_SIZE.labels(self.consumer_name, self.event_type).observe(len(messages))
+        if exc_info is None:
+            EVENTS_CONSUMED.labels(self.consumer_name, self.event_type, "ok").inc(len(messages))
+            for message in messages:
+                self.queue_consumer.ack_message(message)
+        elif len(messages) == 1:
+            self.handle_message_processed(messages[0], exc_info=exc_info)
+        else:
+            log.warning("a batch of %d events failed (%s); handling each on its own", len(messages),
+                        exc_info[1].__class__.__name__, extra={"event_type": self.event_type})
+            self.container.spawn_managed_thread(partial(self._one_by_one, worker_ctx.args[0], messages),
+                                                identifier=f"{self.consumer_name}.one_by_one")
+        self._dispatch()
+        return result, exc_info
+
+    def _one_by_one(self, bodies, messages):
+        for body, message in zip(bodies, messages):
+            try:
+                self.container.spawn_worker(self, ([body],), {}, context_data=self.unpack_message_headers(message),
+                                            handle_result=partial(self.handle_result, message))
+            except ContainerBeingKilled:
+                self.queue_consumer.requeue_message(message)
+
+
+event_batch_subscriber = BatchEventHandler.decorator
+
+
 _databases: dict[tuple[str, str], Database] = {}
 
 
@@ -165,6 +277,7 @@ class UnitOfWorkProvider(DependencyProvider):
     writes), built once per process."""
 
     def __init__(self, uow_class, chained_uow_class, platform: PlatformTables, service: str):
+        """chained_uow_class may be None for a service whose handlers need only transactions."""
         self.uow_class = uow_class
         self.chained_uow_class = chained_uow_class
         self.platform = platform
@@ -173,8 +286,9 @@ class UnitOfWorkProvider(DependencyProvider):
     def setup(self):
         database = _process_database(self.container.config)
         store = PlatformStore(database, self.platform, self.service)
+        chained = self.chained_uow_class
         self.units = UnitsOfWork(lambda: self.uow_class(database, store),
-                                 lambda: self.chained_uow_class(database, store))
+                                 (lambda: chained(database, store)) if chained else None)
 
     def get_dependency(self, worker_ctx):
         return self.units
@@ -186,17 +300,24 @@ class EventContext(DependencyProvider):
     def worker_setup(self, worker_ctx):
         worker_ctx.data["mend.started"] = time.monotonic()
         cid = worker_ctx.data.get("correlation_id")
-        body = worker_ctx.args[0] if worker_ctx.args else None
-        if isinstance(body, dict):
-            cid = body.get("correlation_id") or cid
+        arg = worker_ctx.args[0] if worker_ctx.args else None
+        bodies = [b for b in (arg if isinstance(arg, list) else [arg]) if isinstance(b, dict)]
+        consumer = f"{self.container.service_name}.{worker_ctx.entrypoint.method_name}"
+        now = datetime.now(timezone.utc)
+        for body in bodies:
             occurred = body.get("occurred_at")
             if occurred:
                 try:
-                    lag = (datetime.now(timezone.utc) - datetime.fromisoformat(occurred)).total_seconds()
-                    CONSUMER_LAG.labels(f"{self.container.service_name}.{worker_ctx.entrypoint.method_name}",
-                                        str(body.get("type"))).observe(max(lag, 0.0))
+                    lag = (now - datetime.fromisoformat(occurred)).total_seconds()
+                    CONSUMER_LAG.labels(consumer, str(body.get("type"))).observe(max(lag, 0.0))
                 except (TypeError, ValueError):
                     pass
+        if isinstance(arg, list) and len(bodies) != 1:
+            # A batch of several has no single correlation id: a new one goes in its logs, and each
+            # event's own id goes with what is written and published for it.
+            cid = None
+        elif bodies:
+            cid = bodies[0].get("correlation_id") or cid
         correlation_id_var.set(cid or new_correlation_id())
 
     def get_dependency(self, worker_ctx):

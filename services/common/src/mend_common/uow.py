@@ -21,12 +21,14 @@ class SqlUnitOfWork:
         self.db = db
         self.store = store
         self.conn: Connection | None = None
-        self._events_added = 0
 
     def __enter__(self):
         self._transaction = self.db.engine.begin()
         self.conn = self._transaction.__enter__()
-        self._events_added = 0
+        # Events and audit records are written together just before commit: one multi-row
+        # INSERT each, however many a batch of work raised.
+        self._events: list[dict] = []
+        self._audits: list[dict] = []
         self.open_repositories(self.conn)
         return self
 
@@ -35,22 +37,40 @@ class SqlUnitOfWork:
 
     def __exit__(self, exc_type, exc, tb):
         try:
-            return self._transaction.__exit__(exc_type, exc, tb)  # commit, or roll back on error
+            if exc_type is None:
+                try:
+                    self.store.outbox_step.insert_now(self.conn, self._events)
+                    self.store.audit_step.insert_now(self.conn, self._audits)
+                except BaseException as error:
+                    self._transaction.__exit__(type(error), error, error.__traceback__)
+                    raise
+            committed = self._transaction.__exit__(exc_type, exc, tb)  # commit, or roll back on error
         finally:
-            if exc_type is None and self._events_added:
-                self.db.outbox_written.set()  # wake a relay in this process at once
             self.conn = None
+        if exc_type is None:
+            if self._events:
+                self.db.outbox_written.set()  # wake a relay in this process at once
+            for row in self._audits:
+                self.store.audited(row["action"])
+        return committed
 
     def publish(self, envelope: Envelope) -> None:
-        self.store.add_event(self.conn, envelope)
-        self._events_added += 1
+        self._events.append(self.store.event_row(envelope))
 
     def claim_event(self, consumer: str, event_id: str) -> bool:
-        return self.store.claim_event(self.conn, consumer, event_id)
+        """True the first time this consumer sees the event; False for a redelivery. Commits (or
+        rolls back) with the handler's own writes."""
+        return bool(self.claim_events(consumer, [event_id]))
+
+    def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
+        """The ids among event_ids this consumer has not seen before, claimed in one statement."""
+        rows = [self.store.claim_row(consumer, event_id) for event_id in dict.fromkeys(event_ids)]
+        return set(self.store.claim_step.insert_now(self.conn, rows, returning="event_id"))
 
     def audit(self, principal: str, action: str, resource_type: str, resource_id: str | None,
-              county: str | None, reason: str | None = None) -> None:
-        self.store.audit(self.conn, principal, action, resource_type, resource_id, county, reason)
+              county: str | None, reason: str | None = None, correlation_id: str | None = None) -> None:
+        self._audits.append(self.store.audit_row(principal, action, resource_type, resource_id, county, reason,
+                                                 correlation_id))
 
 
 class ChainedUnitOfWork:
@@ -95,17 +115,18 @@ class ChainedUnitOfWork:
         self._events_added += 1
 
     def audit(self, principal: str, action: str, resource_type: str, resource_id: str | None,
-              county: str | None, reason: str | None = None) -> None:
+              county: str | None, reason: str | None = None, correlation_id: str | None = None) -> None:
         self.chain.add(self.store.audit_step,
-                       self.store.audit_row(principal, action, resource_type, resource_id, county, reason))
+                       self.store.audit_row(principal, action, resource_type, resource_id, county, reason,
+                                            correlation_id))
         self._audits.append(action)
 
 
 class UnitsOfWork:
     """What service functions receive: `uows()` for a transaction, `uows.atomic()` for chained
-    writes."""
+    writes (services whose hot path needs them)."""
 
-    def __init__(self, transactional, chained):
+    def __init__(self, transactional, chained=None):
         self._transactional = transactional
         self._chained = chained
 
@@ -113,4 +134,6 @@ class UnitsOfWork:
         return self._transactional()
 
     def atomic(self):
+        if self._chained is None:
+            raise TypeError("this service has no chained unit of work")
         return self._chained()

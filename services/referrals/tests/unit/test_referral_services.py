@@ -87,6 +87,13 @@ class FakeReferralRepository:
         return current.county
 
 
+    def advance_status_many(self, moves, transition, at):
+        return {rid for rid, case_id, detail in moves if self.advance_status(rid, transition, at, detail, case_id)}
+
+    def existing(self, referral_ids):
+        return {rid for rid in referral_ids if rid in self.store.referrals}
+
+
 class FakeAgencyRepository:
     def __init__(self, store: FakeStore):
         self.store = store
@@ -493,6 +500,26 @@ def test_case_opened_without_ids_is_rejected(uow, payload):
     event = new_event("cases", "case_opened", "cumbria", payload)
     with pytest.raises(ValueError):
         services.record_case_opened(uow, event, "c")
+
+
+def test_a_batch_of_case_opened_moves_each_referral_once(uow, store):
+    a, _ = submit(uow)
+    b, _ = submit(uow, request_id="req-00000002", data=draft(reference="CUM-0002"))
+    ea, eb = _case_opened(a.referral_id), _case_opened(b.referral_id)
+    moved = services.record_cases_opened(uow, [ea, eb, ea], "c")
+    assert moved == {a.referral_id, b.referral_id}
+    assert store.commits >= 1 and store.referrals[a.referral_id].case_id == ea.payload["case_id"]
+    assert sum(x["action"] == "referral.case_opened" for x in store.audits) == 2
+    assert services.record_cases_opened(uow, [ea, eb], "c") == set()     # a redelivered batch
+
+
+def test_an_unknown_referral_fails_its_whole_batch_and_writes_nothing(uow, store):
+    known, _ = submit(uow)
+    good, bad = _case_opened(known.referral_id), _case_opened(str(uuid.uuid4()))
+    with pytest.raises(LookupError):
+        services.record_cases_opened(uow, [good, bad], "c")
+    assert store.referrals[known.referral_id].status == "received" and not store.claimed
+    assert services.record_case_opened(uow, good, "c") is True          # alone, as the worker retries it
 
 
 # -- agencies and keys --------------------------------------------------------------------------

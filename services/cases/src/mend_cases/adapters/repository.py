@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
-from mend_common.chain import InsertStep, WriteChain
+from mend_common.chain import InsertStep
 
 from ..domain.case import Case, CaseParticipant, StageChange
 from .tables import case_participants, case_stage_history, cases
@@ -34,8 +34,8 @@ CASE_COLUMNS = ("case_id", "referral_id", "county", "stage", "initiated_by", "of
 PARTICIPANT_COLUMNS = ("participant_id", "case_id", "role", "given_name", "family_name", "date_of_birth", "age",
                        "is_youth", "vulnerabilities", "consent_to_contact", "preferred_channel", "contact")
 STAGE_CHANGE_COLUMNS = ("case_id", "stage", "at", "by", "reason")
-# The case gates the rest: a referral that already has a case gets nothing more.
-CASE_STEP = InsertStep(cases, CASE_COLUMNS, on_conflict="ON CONFLICT (referral_id) DO NOTHING", gate=True)
+# A referral that already has a case gets no second one (nor its participants or history).
+CASE_STEP = InsertStep(cases, CASE_COLUMNS, on_conflict="ON CONFLICT (referral_id) DO NOTHING")
 PARTICIPANTS_STEP = InsertStep(case_participants, PARTICIPANT_COLUMNS)
 STAGE_CHANGES_STEP = InsertStep(case_stage_history, STAGE_CHANGE_COLUMNS)
 
@@ -58,19 +58,6 @@ def participant_rows(case: Case) -> list[dict]:
 def stage_change_rows(case: Case) -> list[dict]:
     return [{"case_id": case.case_id, "stage": h.stage, "at": h.at, "by": h.by, "reason": h.reason}
             for h in case.history]
-
-
-class ChainedCaseWrites:
-    """Case writes as steps of a WriteChain (the event-handling hot path)."""
-
-    def __init__(self, chain: WriteChain):
-        self.chain = chain
-
-    def add(self, case: Case) -> None:
-        """Gate: stored only if its referral has no case yet."""
-        self.chain.add(CASE_STEP, case_row(case))
-        self.chain.add(PARTICIPANTS_STEP, participant_rows(case))
-        self.chain.add(STAGE_CHANGES_STEP, stage_change_rows(case))
 
 
 class SqlCaseRepository:
@@ -96,6 +83,15 @@ class SqlCaseRepository:
                 select(case_stage_history).where(case_stage_history.c.case_id == row.case_id)
                 .order_by(case_stage_history.c.id))]
         return case
+
+    def add_many(self, new_cases: list[Case]) -> set[str]:
+        """Store new cases with their participants and history, a few statements for any number
+        of cases. A referral that already has a case is skipped; returns the ids of those stored."""
+        stored = set(CASE_STEP.insert_now(self.conn, [case_row(c) for c in new_cases], returning="case_id"))
+        kept = [c for c in new_cases if c.case_id in stored]
+        PARTICIPANTS_STEP.insert_now(self.conn, [row for c in kept for row in participant_rows(c)])
+        STAGE_CHANGES_STEP.insert_now(self.conn, [row for c in kept for row in stage_change_rows(c)])
+        return stored
 
     def get(self, case_id: str) -> Case | None:
         row = self.conn.execute(select(cases).where(cases.c.case_id == case_id)).first()

@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 from mend_common.envelope import Envelope
-from mend_common.nameko_ext import UnitOfWorkProvider, WorkerBase, event_subscriber
+from mend_common.nameko_ext import UnitOfWorkProvider, WorkerBase, event_batch_subscriber
 
 from ..adapters.tables import platform
 from ..service_layer import services
-from ..service_layer.unit_of_work import CasesChainedUnitOfWork, CasesUnitOfWork
+from ..service_layer.unit_of_work import CasesUnitOfWork
 
 
 class CasesWorker(WorkerBase):
     name = "cases"
-    uow = UnitOfWorkProvider(CasesUnitOfWork, CasesChainedUnitOfWork, platform, "cases")
+    uow = UnitOfWorkProvider(CasesUnitOfWork, None, platform, "cases")
 
-    @event_subscriber("referrals", "referral_received")
-    def on_referral_received(self, body):
-        services.open_case_for_referral(self.uow, Envelope.from_dict(body), "cases.on_referral_received")
+    @event_batch_subscriber("referrals", "referral_received")
+    def on_referral_received(self, bodies):
+        services.open_cases_for_referrals(self.uow, [Envelope.from_dict(body) for body in bodies],
+                                          "cases.on_referral_received")

@@ -20,31 +20,50 @@ CASES_OPENED = Counter("mend_cases_opened_total", "Cases opened from referrals",
 
 
 def open_case_for_referral(uow_factory: Callable, envelope: Envelope, consumer: str) -> Case | None:
-    """Handle referral_received: open exactly one case per referral, however often the event
-    arrives. Returns the case, or None for a redelivery."""
+    """Handle one referral_received. Returns the case, or None for a redelivery."""
+    opened = open_cases_for_referrals(uow_factory, [envelope], consumer)
+    return opened[0] if opened else None
+
+
+def open_cases_for_referrals(uow_factory: Callable, envelopes: list[Envelope], consumer: str) -> list[Case]:
+    """Handle a batch of referral_received events in one transaction: exactly one case per
+    referral, however often or together its events arrive. Returns the cases opened (none for a
+    redelivery). An event that cannot become a case fails the whole batch, so nothing is half
+    written; the worker then handles each event of the batch on its own."""
+    opened_at = datetime.now(timezone.utc)
+    candidates: dict[str, tuple[Envelope, Case]] = {}
+    for envelope in envelopes:
+        if envelope.event_id not in candidates:
+            candidates[envelope.event_id] = (envelope, _case_from(envelope, opened_at))
+    with uow_factory() as uow:
+        claimed = uow.claim_events(consumer, list(candidates))      # first delivery of each event only
+        fresh = [candidates[event_id] for event_id in candidates if event_id in claimed]
+        stored = uow.cases.add_many([case for _, case in fresh])     # one case per referral
+        opened = [(envelope, case) for envelope, case in fresh if case.case_id in stored]
+        for envelope, case in opened:
+            uow.publish(new_event(SERVICE, "case_opened", case.county, {
+                "case_id": case.case_id, "referral_id": case.referral_id, "stage": case.stage,
+                "opened_at": case.opened_at.isoformat(),
+            }, correlation_id=envelope.correlation_id))
+            uow.audit("system:referrals", "case.open", "case", case.case_id, case.county,
+                      reason=f"referral {case.referral_id} received", correlation_id=envelope.correlation_id)
+    for envelope, case in opened:
+        CASES_OPENED.labels(case.county).inc()
+        log.info("case %s opened for referral %s", case.case_id, case.referral_id,
+                 extra={"correlation_id": envelope.correlation_id})
+    return [case for _, case in opened]
+
+
+def _case_from(envelope: Envelope, opened_at: datetime) -> Case:
     payload = envelope.payload
     try:
         received_at = datetime.fromisoformat(payload["received_at"]) if payload.get("received_at") else envelope.occurred
     except (TypeError, ValueError):
         raise InvalidReferral(f"referral_received has a malformed received_at: {payload.get('received_at')!r}") from None
-    case = open_case(
+    return open_case(
         referral_id=payload.get("referral_id"), county=envelope.county,
         agency_id=str(payload.get("agency_id", "")), received_at=received_at,
-        referral=payload.get("referral"), opened_at=datetime.now(timezone.utc))
-    with uow_factory.atomic() as uow:
-        uow.claim_event(consumer, envelope.event_id)   # gate: first delivery of this event only
-        uow.cases.add(case)                            # gate: one case per referral, however it arrives
-        uow.publish(new_event(SERVICE, "case_opened", case.county, {
-            "case_id": case.case_id, "referral_id": case.referral_id, "stage": case.stage,
-            "opened_at": case.opened_at.isoformat(),
-        }, correlation_id=envelope.correlation_id))
-        uow.audit("system:referrals", "case.open", "case", case.case_id, case.county,
-                  reason=f"referral {case.referral_id} received")
-    if not uow.completed:
-        return None  # a redelivery, or a second event for a referral that has its case
-    CASES_OPENED.labels(case.county).inc()
-    log.info("case %s opened for referral %s", case.case_id, case.referral_id)
-    return case
+        referral=payload.get("referral"), opened_at=opened_at)
 
 
 def _require_staff(principal: Principal) -> None:

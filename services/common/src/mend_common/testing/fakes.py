@@ -46,14 +46,19 @@ class FakePlatformUnitOfWork:
         self.store.events.append(envelope)
 
     def claim_event(self, consumer: str, event_id: str) -> bool:
-        if (consumer, event_id) in self.store.claimed:
-            return False
-        self.store.claimed.add((consumer, event_id))
-        return True
+        return bool(self.claim_events(consumer, [event_id]))
 
-    def audit(self, principal, action, resource_type, resource_id, county, reason=None) -> None:
-        self.store.audits.append({"principal": principal, "action": action, "resource_type": resource_type,
-                                  "resource_id": resource_id, "county": county, "reason": reason})
+    def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
+        fresh = {e for e in event_ids if (consumer, e) not in self.store.claimed}
+        self.store.claimed.update((consumer, e) for e in fresh)
+        return fresh
+
+    def audit(self, principal, action, resource_type, resource_id, county, reason=None, correlation_id=None) -> None:
+        record = {"principal": principal, "action": action, "resource_type": resource_type,
+                  "resource_id": resource_id, "county": county, "reason": reason}
+        if correlation_id is not None:   # given explicitly (a batch of events); else the current one
+            record["correlation_id"] = correlation_id
+        self.store.audits.append(record)
 
 
 def json_paths(node: Any, prefix: tuple = ()) -> Iterator[tuple]:
@@ -133,9 +138,9 @@ class FakeChainedUnitOfWork:
 class FakeUnitsOfWork:
     """`uows()` gives the immediate fake; `uows.atomic()` the chained one over it."""
 
-    def __init__(self, immediate_factory: Callable, repository_gates: dict[str, set[str]]):
+    def __init__(self, immediate_factory: Callable, repository_gates: dict[str, set[str]] | None = None):
         self._immediate_factory = immediate_factory
-        self._repository_gates = repository_gates
+        self._repository_gates = repository_gates or {}
 
     def __call__(self):
         return self._immediate_factory()

@@ -40,11 +40,11 @@ _status_steps: dict[tuple[str, str], UpdateStep] = {}
 
 
 def _status_step(from_status: str, to_status: str) -> UpdateStep:
-    """Gate: the referral moves only while it is still in from_status."""
+    """The referral moves only while it is still in from_status."""
     key = (from_status, to_status)
     if key not in _status_steps:
         _status_steps[key] = UpdateStep(referrals, match=("referral_id",), columns=("status", "updated_at", "case_id"),
-                                        when={"status": from_status}, gate=True)
+                                        when={"status": from_status})
     return _status_steps[key]
 
 
@@ -61,14 +61,6 @@ class ChainedReferralWrites:
             "fingerprint": referral.fingerprint, "status": referral.status, "case_id": referral.case_id,
             "received_at": referral.received_at, "updated_at": referral.received_at,
             "draft": json.dumps(referral.draft, separators=(",", ":"))})
-
-    def advance_status(self, referral_id: str, transition: tuple[str, str], at: datetime, detail: str,
-                       case_id: str) -> None:
-        """Gate: the status moves (and its history is written) only from transition[0]."""
-        from_status, to_status = transition
-        self.chain.add(_status_step(from_status, to_status),
-                       {"referral_id": referral_id, "status": to_status, "updated_at": at, "case_id": case_id})
-        self.chain.add(HISTORY_STEP, {"referral_id": referral_id, "status": to_status, "at": at, "detail": detail})
 
 
 class SqlReferralRepository:
@@ -117,6 +109,25 @@ class SqlReferralRepository:
                                     and_(referrals.c.received_at == at, referrals.c.referral_id < rid)))
         query = query.order_by(referrals.c.received_at.desc(), referrals.c.referral_id.desc()).limit(limit)
         return [self._from_row(row, False) for row in self.conn.execute(query)]
+
+    def advance_status_many(self, moves: list[tuple[str, str, str]], transition: tuple[str, str],
+                            at: datetime) -> set[str]:
+        """Move each referral of moves (referral_id, case_id, detail) along transition, only
+        those still in transition[0], writing their history; returns the ids that moved."""
+        from_status, to_status = transition
+        moved = set(_status_step(from_status, to_status).update_now(self.conn, [
+            {"referral_id": rid, "status": to_status, "updated_at": at, "case_id": case_id}
+            for rid, case_id, _ in moves], returning="referral_id"))
+        HISTORY_STEP.insert_now(self.conn, [{"referral_id": rid, "status": to_status, "at": at, "detail": detail}
+                                            for rid, _, detail in moves if rid in moved])
+        return moved
+
+    def existing(self, referral_ids: list[str]) -> set[str]:
+        """Which of referral_ids are stored."""
+        if not referral_ids:
+            return set()
+        rows = self.conn.execute(select(referrals.c.referral_id).where(referrals.c.referral_id.in_(referral_ids)))
+        return {r[0] for r in rows}
 
     def status_of(self, referral_id: str) -> tuple[str, str] | None:
         """(status, county) without loading the referral."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from mend_common.envelope import Envelope
-from mend_common.nameko_ext import UnitOfWorkProvider, WorkerBase, event_subscriber
+from mend_common.nameko_ext import UnitOfWorkProvider, WorkerBase, event_batch_subscriber
 
 from ..adapters.tables import platform
 from ..service_layer import services
@@ -13,6 +13,7 @@ class ReferralsWorker(WorkerBase):
     name = "referrals"
     uow = UnitOfWorkProvider(ReferralsUnitOfWork, ReferralsChainedUnitOfWork, platform, "referrals")
 
-    @event_subscriber("cases", "case_opened")
-    def on_case_opened(self, body):
-        services.record_case_opened(self.uow, Envelope.from_dict(body), "referrals.on_case_opened")
+    @event_batch_subscriber("cases", "case_opened")
+    def on_case_opened(self, bodies):
+        services.record_cases_opened(self.uow, [Envelope.from_dict(body) for body in bodies],
+                                     "referrals.on_case_opened")

@@ -148,27 +148,40 @@ def list_referrals(uow_factory: Callable, principal: Principal, *, page_size: in
 
 
 def record_case_opened(uow_factory: Callable, envelope: Envelope, consumer: str) -> bool:
-    """Handle case_opened: the referral's status follows the case. Idempotent: returns whether
-    the status moved (False for a redelivered event or a referral already further on)."""
-    payload = envelope.payload
-    referral_id, case_id = payload.get("referral_id"), payload.get("case_id")
-    if not referral_id or not case_id:
-        raise ValueError("case_opened event lacks referral_id or case_id")
-    # The guarded status change comes first: a redelivered or late event finds the referral no
-    # longer "received" and writes nothing, so nothing has to be undone for an unknown referral.
-    with uow_factory.atomic() as uow:
-        uow.referrals.advance_status(referral_id, CASE_OPENED_TRANSITION, _now(), f"case {case_id} opened",
-                                     case_id=case_id)
-        uow.claim_event(consumer, envelope.event_id)
-        uow.audit("system:cases", "referral.case_opened", "referral", referral_id, envelope.county)
-    if not uow.completed:
-        with uow_factory() as tx:
-            if tx.referrals.status_of(referral_id) is None:
-                raise LookupError(f"case_opened for unknown referral {referral_id}")
-        return False
-    REFERRAL_STATUS_CHANGES.labels(CASE_OPENED_TRANSITION[1]).inc()
-    log.info("referral %s: case %s opened", referral_id, case_id)
-    return True
+    """Handle one case_opened; returns whether the referral's status moved."""
+    return bool(record_cases_opened(uow_factory, [envelope], consumer))
+
+
+def record_cases_opened(uow_factory: Callable, envelopes: list[Envelope], consumer: str) -> set[str]:
+    """Handle a batch of case_opened events in one transaction: each referral's status follows
+    its case. Idempotent: returns the referrals whose status moved (not those of a redelivered
+    event, nor a referral already further on). An event for a referral this service never
+    stored fails the whole batch (nothing is written), so the worker retries its events one by
+    one and that one alone ends in the dead-letter queue."""
+    moves: dict[str, tuple[Envelope, str, str]] = {}
+    for envelope in envelopes:
+        referral_id, case_id = envelope.payload.get("referral_id"), envelope.payload.get("case_id")
+        if not isinstance(referral_id, str) or not referral_id or not isinstance(case_id, str) or not case_id:
+            raise ValueError("case_opened event lacks referral_id or case_id")
+        moves.setdefault(envelope.event_id, (envelope, referral_id, case_id))
+    with uow_factory() as uow:
+        claimed = uow.claim_events(consumer, list(moves))
+        fresh = [moves[event_id] for event_id in moves if event_id in claimed]
+        moved = uow.referrals.advance_status_many(
+            [(rid, case_id, f"case {case_id} opened") for _, rid, case_id in fresh], CASE_OPENED_TRANSITION, _now())
+        unknown = {rid for _, rid, _ in fresh if rid not in moved} - uow.referrals.existing(
+            [rid for _, rid, _ in fresh if rid not in moved])
+        if unknown:
+            raise LookupError(f"case_opened for unknown referral {sorted(unknown)[0]}")
+        for envelope, rid, case_id in fresh:
+            if rid in moved:
+                uow.audit("system:cases", "referral.case_opened", "referral", rid, envelope.county,
+                          correlation_id=envelope.correlation_id)
+    for envelope, rid, case_id in fresh:
+        if rid in moved:
+            REFERRAL_STATUS_CHANGES.labels(CASE_OPENED_TRANSITION[1]).inc()
+            log.info("referral %s: case %s opened", rid, case_id, extra={"correlation_id": envelope.correlation_id})
+    return moved
 
 
 # -- agencies and credentials ---------------------------------------------------------------
