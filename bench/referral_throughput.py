@@ -109,6 +109,58 @@ async def _run_load(target, api_key, county, clients, seconds, warmup):
     return results, errors, seconds, calls
 
 
+def run_offered_load(target: str, api_key: str, county: str, rate: float, seconds: float, seed: int = 7):
+    """Open loop: referrals arrive at `rate` per second (Poisson arrivals, fixed seed), each sent
+    at its arrival time whether or not earlier ones have been answered, as partner agencies'
+    systems would. Latency counts from the arrival time, so a backlog shows in the figures
+    instead of silently slowing the arrivals (no coordinated omission)."""
+    return asyncio.run(_run_offered_load(target, api_key, county, rate, seconds, seed))
+
+
+async def _run_offered_load(target, api_key, county, rate, seconds, seed):
+    import random
+    rng = random.Random(seed)
+    template = referrals_pb2.SubmitReferralRequest()
+    plain_to_message(referral_draft(county), template.referral)
+    metadata = (("x-api-key", api_key),)
+    latencies: list[float] = []
+    ids: list[str] = []
+    errors: list[str] = []
+
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = referrals_pb2_grpc.ReferralServiceStub(channel)
+
+        async def one(n: int, arrival: float) -> None:
+            request = referrals_pb2.SubmitReferralRequest()
+            request.CopyFrom(template)
+            request.request_id = f"open-{n}-{uuid.uuid4().hex[:8]}"
+            request.referral.agency_reference = f"O/{n}/{uuid.uuid4().hex[:6]}"
+            try:
+                reply = await stub.SubmitReferral(request, metadata=metadata, timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                errors.append(exc.code().name)
+                return
+            latencies.append(time.monotonic() - arrival)
+            ids.append(reply.referral_id)
+
+        tasks = []
+        start = time.monotonic()
+        arrival, n = start, 0
+        while arrival < start + seconds:
+            delay = arrival - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n, arrival)))
+            n += 1
+            arrival += rng.expovariate(rate)
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - start
+    return {"offered_per_s": rate, "sent": n, "answered": len(latencies), "errors": len(errors),
+            "error_codes": sorted(set(errors)), "answered_per_s": len(latencies) / elapsed,
+            "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+            "max_ms": max(latencies) * 1000 if latencies else float("nan"), "referral_ids": ids}
+
+
 def case_open_delays(database_url: str, referral_ids: set[str], timeout: float) -> tuple[list[float], int]:
     """Seconds from a referral being stored to its case being opened, for the measured ones."""
     deadline = time.monotonic() + timeout
@@ -124,7 +176,11 @@ def case_open_delays(database_url: str, referral_ids: set[str], timeout: float) 
 
 
 def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int = 32, seconds: float = 20.0,
-            warmup: float = 3.0, case_workers: int = 2, relay_in_api: bool = True, grpc_threads: int = 8) -> dict:
+            warmup: float = 3.0, case_workers: int = 1, relay_in_api: bool = True, grpc_threads: int = 8,
+            offered_rate: float | None = None, offered_seconds: float = 20.0) -> dict:
+    """Phase 1, saturation: `clients` closed-loop callers submit as fast as they are answered.
+    Phase 2, if offered_rate is given: that many referrals per second arrive (open loop), and
+    their latency is measured at that load."""
     vhost = RabbitVhost(f"mend-bench-{uuid.uuid4().hex[:8]}").create()
     database = PostgresDatabase(f"mend_bench_{uuid.uuid4().hex[:8]}").create()
     stack = MendStack(var_dir=Path("var/bench") / vhost.name, amqp_uri=f"{amqp_base}/{vhost.name}",
@@ -157,7 +213,16 @@ def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int =
         with psycopg.connect(database.url, autocommit=True) as conn:
             all_submitted = conn.execute("SELECT count(*) FROM referrals.referrals").fetchone()[0]
             all_cases = conn.execute("SELECT count(*) FROM cases.cases").fetchone()[0]
+        offered = None
+        if offered_rate:
+            offered = run_offered_load(stack.grpc_target("referrals"), tenant.api_key, tenant.county,
+                                       offered_rate, offered_seconds)
+            offered_delays, offered_opened = case_open_delays(database.url, set(offered.pop("referral_ids")),
+                                                              timeout=120)
+            offered.update({"cases_opened": offered_opened,
+                            "case_open_p99_ms": percentile(offered_delays, 99) * 1000})
         return {
+            "offered_load": offered,
             "clients": clients, "window_s": window, "submitted_in_window": len(results),
             "errors": len(errors), "error_codes": sorted(set(errors)),
             "submit_per_s": len(results) / window,
@@ -187,12 +252,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--case-workers", type=int, default=2)
+    parser.add_argument("--case-workers", type=int, default=1)
+    parser.add_argument("--offered-rate", type=float, default=None, help="then measure latency at this rate")
     parser.add_argument("--grpc-threads", type=int, default=8)
     parser.add_argument("--relay", choices=("api", "process"), default="api")
     args = parser.parse_args(argv)
     result = measure(clients=args.clients, seconds=args.seconds, case_workers=args.case_workers,
-                     relay_in_api=args.relay == "api", grpc_threads=args.grpc_threads)
+                     relay_in_api=args.relay == "api", grpc_threads=args.grpc_threads,
+                     offered_rate=args.offered_rate)
     print(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -6,13 +6,19 @@ separate statements this cut the CPU of opening a case by more than half: every 
 a green-select wake-up under eventlet, plus BEGIN and COMMIT.) On SQLite the same steps run one
 after another in one transaction.
 
-A step marked as a gate makes every later step conditional on it having written a row: "record
-this event as processed" gates "store the case", which gates "publish case_opened". The same
-rule holds on both databases, so service code reads the outcome the same way.
+A step marked as a gate makes every later step conditional on it having written a row. The
+same rule holds on both databases, so service code reads the outcome the same way.
+
+Chains without gates that threads commit at the same moment are merged into one statement
+(GroupCommitter): the referral intake's many concurrent submits share statements and commits.
+
+The steps can also write at once inside a caller's transaction (insert_now, update_now), many
+rows in one statement: event handlers that take events in batches use these.
 """
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -164,10 +170,19 @@ class WriteChain:
 
     def run(self) -> list[bool]:
         """Write everything; returns, per gate step in order, whether it wrote."""
+        if self.db.is_postgres and not any(step.gate for step, _ in self.steps):
+            return _committer(self.db).run(self)
+        return self.run_alone()
+
+    def run_alone(self) -> list[bool]:
         steps = [(s, rows) for s, rows in self.steps if rows]
         if not steps:
             return []
         return self._run_postgres(steps) if self.db.is_postgres else self._run_sqlite(steps)
+
+    @property
+    def written_steps(self) -> list[tuple[InsertStep | UpdateStep, list[Mapping[str, Any]]]]:
+        return [(step, rows) for step, rows in self.steps if rows]
 
     def _run_sqlite(self, steps) -> list[bool]:
         outcomes: list[bool] = []
@@ -209,6 +224,107 @@ class WriteChain:
 
 
 _compiled: dict[tuple[int, ...], str] = {}
+
+
+class _Waiting:
+    def __init__(self, chain: WriteChain):
+        self.chain = chain
+        self.wake = threading.Event()
+        self.leads = False
+        self.done = False
+        self.result: list[bool] = []
+        self.error: BaseException | None = None
+
+
+class GroupCommitter:
+    """Writes chains that many threads commit at the same moment as one statement (group commit).
+
+    A chain that finds no write in progress is written at once. Chains that arrive while one is
+    being written wait; when it ends, the first of them leads: it takes every waiting chain (at
+    most max_group) and writes them together, their rows merged step by step, in one statement
+    and one commit. Only chains without gates are merged (a gate is one chain's own condition).
+    If a merged write fails (a unique key clash, say), nothing of it was written, and each chain
+    is written again alone, so an error belongs only to the chain that caused it."""
+
+    def __init__(self, max_group: int = 64):
+        self.max_group = max_group
+        self._lock = threading.Lock()
+        self._waiting: list[_Waiting] = []
+        self._busy = False
+
+    def run(self, chain: WriteChain) -> list[bool]:
+        me = _Waiting(chain)
+        with self._lock:
+            self._waiting.append(me)
+            if not self._busy:
+                self._busy = me.leads = True
+        while not me.done:
+            if me.leads:
+                self._lead()
+            else:
+                me.wake.wait()
+                me.wake.clear()
+        if me.error is not None:
+            raise me.error
+        return me.result
+
+    def _lead(self) -> None:
+        with self._lock:
+            group = self._waiting[:self.max_group]
+            del self._waiting[:self.max_group]
+        try:
+            self._write(group)
+        finally:
+            with self._lock:
+                if self._waiting:
+                    successor = self._waiting[0]
+                    successor.leads = True
+                    successor.wake.set()
+                else:
+                    self._busy = False
+            for waiting in group:
+                waiting.leads = False
+                waiting.done = True
+                waiting.wake.set()
+
+    @staticmethod
+    def _write(group: list[_Waiting]) -> None:
+        by_shape: dict[tuple[int, ...], list[_Waiting]] = {}
+        for waiting in group:
+            shape = tuple(id(step) for step, _ in waiting.chain.written_steps)
+            by_shape.setdefault(shape, []).append(waiting)
+        for same in by_shape.values():
+            if len(same) > 1:
+                merged = WriteChain(same[0].chain.db)
+                steps = [w.chain.written_steps for w in same]
+                for i, (step, _) in enumerate(steps[0]):
+                    merged.add(step, [row for chain_steps in steps for row in chain_steps[i][1]])
+                try:
+                    merged.run_alone()
+                    for waiting in same:
+                        waiting.result = []
+                    continue
+                except Exception:
+                    pass  # nothing was written: each chain alone, below
+            for waiting in same:
+                try:
+                    waiting.result = waiting.chain.run_alone()
+                except BaseException as error:  # handed to the thread whose chain it is
+                    waiting.error = error
+
+
+_committers_lock = threading.Lock()
+
+
+def _committer(db: Database) -> GroupCommitter:
+    """One per database (engine) in the process."""
+    committer = getattr(db, "_group_committer", None)
+    if committer is None:
+        with _committers_lock:
+            committer = getattr(db, "_group_committer", None)
+            if committer is None:
+                committer = db._group_committer = GroupCommitter()
+    return committer
 
 
 def _compile(steps) -> str:

@@ -95,10 +95,14 @@ class MendInterceptor(grpc.ServerInterceptor):
 
 
 def build_server(service: str, authenticator: Authenticator, registrars: Iterable[Callable[[grpc.Server], None]],
-                 *, host: str, port: int, threads: int) -> tuple[grpc.Server, health.HealthServicer, int]:
+                 *, host: str, port: int, threads: int,
+                 max_concurrent_rpcs: int | None = None) -> tuple[grpc.Server, health.HealthServicer, int]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"grpc-{service}"),
         interceptors=[MendInterceptor(service, authenticator)],
+        # Beyond this many calls in progress a call gets RESOURCE_EXHAUSTED at once: an overload
+        # is shed (clients retry with backoff) instead of queueing until every call times out.
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),

@@ -109,7 +109,8 @@ def api_main(argv: list[str] | None = None) -> None:
                                          ident="mend", channel_timeout=30)
     grpc_server, health_servicer, grpc_port = build_server(
         name, parts.authenticator, parts.grpc_registrars, host=settings.bind_host,
-        port=settings.grpc_port, threads=settings.grpc_threads)
+        port=settings.grpc_port, threads=settings.grpc_threads,
+        max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs)
     relay = None
     if settings.relay_enabled:
         relay = OutboxRelay(db, definition.platform, name, settings.amqp_uri, batch_size=settings.relay_batch_size,

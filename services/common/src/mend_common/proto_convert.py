@@ -13,16 +13,28 @@ from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 
+_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
+_plain_names: dict[str, dict[int, str | None]] = {}
+
+
 def _prefix(enum: EnumDescriptor) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
+    return _CAMEL_BOUNDARY.sub("_", enum.name).upper() + "_"
+
+
+def _names_of(enum: EnumDescriptor) -> dict[int, str | None]:
+    """number -> plain name of every value of the enum, worked out once (every request needs them)."""
+    names = _plain_names.get(enum.full_name)
+    if names is None:
+        prefix = _prefix(enum)
+        names = {v.number: v.name.removeprefix(prefix).lower() for v in enum.values}
+        names = {number: (None if name == "unspecified" else name) for number, name in names.items()}
+        _plain_names[enum.full_name] = names
+    return names
 
 
 def enum_to_plain(enum: EnumDescriptor, number: int) -> str | int | None:
-    value = enum.values_by_number.get(number)
-    if value is None:
-        return number
-    name = value.name.removeprefix(_prefix(enum)).lower()
-    return None if name == "unspecified" else name
+    names = _names_of(enum)
+    return names[number] if number in names else number
 
 
 def plain_to_enum(enum: EnumDescriptor, plain: str | None) -> int:

@@ -30,6 +30,7 @@ THING = InsertStep(things, ("thing_id", "owner", "size", "ok", "state", "at", "n
 THING_GATE = InsertStep(things, ("thing_id", "owner", "size", "ok", "state", "at", "note"),
                         on_conflict="ON CONFLICT (owner) DO NOTHING", gate=True)
 FINISH = UpdateStep(things, match=("thing_id",), columns=("state",), when={"state": "new"}, gate=True)
+MARK = InsertStep(marks, ("mark",))
 
 
 @pytest.fixture
@@ -117,3 +118,92 @@ def test_all_or_nothing_when_a_step_fails(db):
     with pytest.raises(IntegrityError):
         chain.run()
     assert rows(db, marks) == [] and rows(db, things) == []
+
+
+# -- group commit -------------------------------------------------------------------------------
+def test_chains_committed_together_by_many_threads_are_all_written_and_share_statements(db):
+    """32 threads commit 20 chains each at once: every row is written exactly once, and on
+    PostgreSQL many chains went in one statement."""
+    from concurrent.futures import ThreadPoolExecutor
+    from mend_common.chain import _committer
+
+    owners = [f"o{t}-{i}" for t in range(32) for i in range(20)]
+
+    def commit(owner):
+        chain = WriteChain(db)
+        chain.add(THING, thing(owner))
+        chain.add(MARK, {"mark": owner})
+        return chain.run()
+
+    statements = []
+    if db.is_postgres:
+        original = WriteChain._run_postgres
+        WriteChain._run_postgres = lambda self, steps: statements.append(len(steps[0][1])) or original(self, steps)
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            assert list(pool.map(commit, owners)) == [[]] * len(owners)
+    finally:
+        if db.is_postgres:
+            WriteChain._run_postgres = original
+    assert sorted(r.owner for r in rows(db, things)) == sorted(owners)
+    assert sorted(r.mark for r in rows(db, marks)) == sorted(owners)
+    if db.is_postgres:
+        assert sum(statements) == len(owners) and len(statements) < len(owners)
+        assert not _committer(db)._waiting and not _committer(db)._busy
+
+
+def test_a_clash_in_a_group_fails_only_its_own_chain(db):
+    """Chains merged into one statement: one breaks a unique key, so the merged write fails and
+    each chain is written alone; only the clashing one raises, the others are written."""
+    from mend_common.chain import GroupCommitter, _Waiting
+
+    first = WriteChain(db)
+    first.add(THING, thing("taken"))
+    first.run()
+    chains = []
+    for owner in ("x1", "taken", "x2"):
+        chain = WriteChain(db)
+        chain.add(THING, thing(owner))
+        chain.add(MARK, {"mark": owner})
+        chains.append(chain)
+    group = [_Waiting(c) for c in chains]
+    GroupCommitter._write(group)
+    assert group[0].error is None and group[2].error is None
+    assert isinstance(group[1].error, IntegrityError)
+    assert sorted(r.owner for r in rows(db, things)) == ["taken", "x1", "x2"]
+    assert sorted(r.mark for r in rows(db, marks)) == ["x1", "x2"]
+
+
+# -- writes at once, many rows, inside a transaction ----------------------------------------------
+def test_insert_now_returns_what_it_wrote_and_skips_conflicts(db):
+    with db.transaction() as conn:
+        if db.is_postgres:
+            conn.exec_driver_sql(f'SET LOCAL search_path TO "{db.schema}"')
+        assert sorted(CLAIM.insert_now(conn, [{"mark": "a"}, {"mark": "b"}, {"mark": "a"}], returning="mark")) \
+            == ["a", "b"]
+        assert CLAIM.insert_now(conn, [{"mark": "a"}, {"mark": "c"}], returning="mark") == ["c"]
+        assert CLAIM.insert_now(conn, []) == []
+
+
+def test_update_now_changes_only_rows_still_in_the_expected_state(db):
+    a, b = thing("a"), thing("b", state="done")
+    chain = WriteChain(db)
+    chain.add(THING, [a, b])
+    chain.run()
+    with db.transaction() as conn:
+        if db.is_postgres:
+            conn.exec_driver_sql(f'SET LOCAL search_path TO "{db.schema}"')
+        changed = FINISH.update_now(conn, [{"thing_id": a["thing_id"], "state": "done"},
+                                           {"thing_id": b["thing_id"], "state": "done"},
+                                           {"thing_id": str(uuid.uuid4()), "state": "done"}], returning="thing_id")
+    assert changed == [a["thing_id"]]
+    assert {r.owner: r.state for r in rows(db, things)} == {"a": "done", "b": "done"}
+
+
+def test_a_failed_insert_now_rolls_back_with_its_transaction(db):
+    with pytest.raises(IntegrityError):
+        with db.transaction() as conn:
+            if db.is_postgres:
+                conn.exec_driver_sql(f'SET LOCAL search_path TO "{db.schema}"')
+            THING.insert_now(conn, [thing("same"), thing("same")])
+    assert rows(db, things) == []

@@ -122,6 +122,9 @@ class ReferralDraft:
 
 
 # -- parsing and validation ---------------------------------------------------------------
+DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 class _Reader:
     """Reads typed fields from untrusted data, recording every violation under its path."""
 
@@ -187,7 +190,7 @@ class _Reader:
             if required:
                 self.v.add(path, "is required")
             return None
-        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        if not isinstance(value, str) or not DATE_RE.fullmatch(value):
             self.v.add(path, "must be a date written YYYY-MM-DD")
             return None
         try:
