@@ -177,9 +177,12 @@ def case_open_delays(database_url: str, referral_ids: set[str], timeout: float) 
 
 def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int = 32, seconds: float = 20.0,
             warmup: float = 3.0, case_workers: int = 1, relay_in_api: bool = True, grpc_threads: int = 8,
-            offered_rate: float | None = None, offered_seconds: float = 20.0) -> dict:
-    """Phase 1, saturation: `clients` closed-loop callers submit as fast as they are answered.
-    Phase 2, if offered_rate is given: that many referrals per second arrive (open loop), and
+            offered_rate: float | None = None, offered_seconds: float = 20.0,
+            sweep: tuple[int, ...] = (), sweep_seconds: float = 15.0) -> dict:
+    """Phase 1, saturation: `clients` closed-loop callers submit as fast as they are answered
+    (CPU and memory are measured over this phase).
+    Then, for each number in sweep, the same with that many callers: throughput against latency.
+    Last, if offered_rate is given: that many referrals per second arrive (open loop), and
     their latency is measured at that load."""
     vhost = RabbitVhost(f"mend-bench-{uuid.uuid4().hex[:8]}").create()
     database = PostgresDatabase(f"mend_bench_{uuid.uuid4().hex[:8]}").create()
@@ -213,6 +216,14 @@ def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int =
         with psycopg.connect(database.url, autocommit=True) as conn:
             all_submitted = conn.execute("SELECT count(*) FROM referrals.referrals").fetchone()[0]
             all_cases = conn.execute("SELECT count(*) FROM cases.cases").fetchone()[0]
+        curve = []
+        for callers in sweep:
+            level, level_errors, level_window, _ = run_load(stack.grpc_target("referrals"), tenant.api_key,
+                                                            tenant.county, callers, sweep_seconds, 2.0)
+            level_latencies = [r[1] for r in level]
+            curve.append({"clients": callers, "submit_per_s": len(level) / level_window,
+                          "p50_ms": percentile(level_latencies, 50) * 1000,
+                          "p99_ms": percentile(level_latencies, 99) * 1000, "errors": len(level_errors)})
         offered = None
         if offered_rate:
             offered = run_offered_load(stack.grpc_target("referrals"), tenant.api_key, tenant.county,
@@ -222,7 +233,7 @@ def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int =
             offered.update({"cases_opened": offered_opened,
                             "case_open_p99_ms": percentile(offered_delays, 99) * 1000})
         return {
-            "offered_load": offered,
+            "offered_load": offered, "clients_curve": curve,
             "clients": clients, "window_s": window, "submitted_in_window": len(results),
             "errors": len(errors), "error_codes": sorted(set(errors)),
             "submit_per_s": len(results) / window,
@@ -254,12 +265,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--case-workers", type=int, default=1)
     parser.add_argument("--offered-rate", type=float, default=None, help="then measure latency at this rate")
+    parser.add_argument("--sweep", type=int, nargs="*", default=[], help="then closed loops with these many clients")
     parser.add_argument("--grpc-threads", type=int, default=8)
     parser.add_argument("--relay", choices=("api", "process"), default="api")
     args = parser.parse_args(argv)
     result = measure(clients=args.clients, seconds=args.seconds, case_workers=args.case_workers,
                      relay_in_api=args.relay == "api", grpc_threads=args.grpc_threads,
-                     offered_rate=args.offered_rate)
+                     offered_rate=args.offered_rate, sweep=tuple(args.sweep))
     print(json.dumps(result, indent=2, default=str))
     return 0
 

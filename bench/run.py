@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     # Phase 2 offers the target rate: a tenth of the ceiling just measured.
     target_rate = 0.10 * ceiling["publish_consume_per_s"]
     result = measure(clients=args.clients, seconds=args.seconds, case_workers=args.case_workers,
-                     offered_rate=target_rate, offered_seconds=args.seconds)
+                     offered_rate=target_rate, offered_seconds=args.seconds, sweep=(8, 16))
     ratio = result["submit_per_s"] / ceiling["publish_consume_per_s"]
     end_to_end = result["cases_opened_of_window"] / result["window_s"]
     print(f"\n[2] referral intake at saturation on PostgreSQL, closed loop ({result['clients']} gRPC clients, {result['window_s']:.0f} s window, "
@@ -59,7 +59,12 @@ def main(argv=None) -> int:
     print(f"    service CPU           {result['service_cpu_s_per_referral_ms']:.2f} ms per referral (Mend processes only) "
           f"{result['cpu_s']}")
     print(f"    memory (RSS MiB)      {result['rss_mib']}")
-    print(f"\n    ratio to the ceiling  {ratio:.3f}   (target >= 0.10)")
+    print(f"\n    ratio to the ceiling  {ratio:.3f}   (target >= 0.10 with submit p99 <= 50 ms)")
+    print("    fewer callers, same stack (closed loop, 15 s each): throughput against latency")
+    for level in result["clients_curve"]:
+        print(f"      {level['clients']:3d} clients          {level['submit_per_s']:8.1f} referrals/s  (ratio "
+              f"{level['submit_per_s'] / ceiling['publish_consume_per_s']:.3f})   p50 {level['p50_ms']:6.1f} ms   "
+              f"p99 {level['p99_ms']:6.1f} ms   {level['errors']} errors")
     offered = result["offered_load"]
     print(f"\n[3] latency at the target rate: {offered['offered_per_s']:.0f} referrals/s offered "
           f"(a tenth of the ceiling; Poisson arrivals, open loop, {args.seconds:.0f} s)")

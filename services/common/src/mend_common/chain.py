@@ -112,7 +112,10 @@ class UpdateStep:
     def _statements(self, returning: str) -> tuple[Statement, Statement]:
         if returning not in self._now:
             sets = ", ".join(f"{c} = x.{c}" for c in self.columns)
-            conds = " AND ".join([f"t.{m} = x.{m}" for m in self.match] + [f"t.{k} = :when_{k}" for k in self.when])
+            conds = " AND ".join([f"t.{m} = x.{m}" for m in self.match] + [f"t.{k} = :when_{k}" for k in self.when]
+                                 # The planner guesses 100 rows from a jsonb function and would
+                                 # scan the whole table; the key list lets it use the index.
+                                 + [f"t.{m} = ANY(:keys_{m})" for m in self.match])
             pg = Statement(f"UPDATE {self.table} AS t SET {sets} FROM "
                            f"jsonb_populate_recordset(NULL::{self.table}, :rows::jsonb) AS x "
                            f"WHERE {conds} RETURNING t.{returning}")
@@ -129,7 +132,8 @@ class UpdateStep:
         when = {f"when_{k}": v for k, v in self.when.items()}
         if conn.dialect.name == "postgresql":
             rows_json = _dumps([{c: row.get(c) for c in self.match + self.columns} for row in rows])
-            found = pg.execute(conn, {"rows": rows_json, **when})
+            keys = {f"keys_{m}": sorted({row.get(m) for row in rows}) for m in self.match}
+            found = pg.execute(conn, {"rows": rows_json, **when, **keys})
         else:
             found = [r for row in rows
                      for r in sqlite.execute(conn, {**{c: row.get(c) for c in self.match + self.columns}, **when})]
