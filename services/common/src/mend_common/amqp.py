@@ -7,6 +7,7 @@ queue would take comes back to us (basic.return) and is treated as not delivered
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -43,8 +44,10 @@ class ConfirmingPublisher:
     else (nacked, returned as unroutable, or unconfirmed at the timeout) must be retried.
     """
 
-    def __init__(self, uri: str, *, connect_timeout: float = 5.0, confirm_timeout: float = 10.0):
+    def __init__(self, uri: str, *, connect_timeout: float = 5.0, confirm_timeout: float = 10.0,
+                 heartbeat_seconds: int = 30):
         self.uri = uri
+        self.heartbeat_seconds = heartbeat_seconds
         self.connect_timeout = connect_timeout
         self.confirm_timeout = confirm_timeout
         self._kombu: kombu.Connection | None = None
@@ -61,7 +64,9 @@ class ConfirmingPublisher:
         self.close()
         # Socket read/write timeouts: a broker connection that goes silent (rather than being
         # reset) fails the batch instead of stalling the relay; the rows stay and are retried.
-        self._kombu = kombu.Connection(self.uri, connect_timeout=self.connect_timeout, heartbeat=0,
+        # Heartbeats (sent by keepalive()) find a half-open connection while the relay is idle.
+        self._kombu = kombu.Connection(self.uri, connect_timeout=self.connect_timeout,
+                                       heartbeat=self.heartbeat_seconds,
                                        transport_options={"read_timeout": self.confirm_timeout,
                                                           "write_timeout": self.confirm_timeout})
         self._kombu.ensure_connection(max_retries=1, timeout=self.connect_timeout)
@@ -81,6 +86,21 @@ class ConfirmingPublisher:
             except Exception:  # closing a broken connection may itself fail
                 pass
         self._kombu = self._conn = self._channel = None
+
+    def keepalive(self) -> None:
+        """Send a heartbeat when one is due, and drop a connection whose broker has gone silent
+        for two heartbeats (the next batch reconnects). Call at least every heartbeat/2 seconds."""
+        if self._conn is None or not self.heartbeat_seconds:
+            return
+        try:
+            try:
+                self._conn.drain_events(timeout=0)   # take in the broker's heartbeats
+            except (TimeoutError, socket.timeout):
+                pass
+            self._conn.heartbeat_tick()
+        except Exception as exc:
+            log.warning("broker connection lost while idle (%s); reconnecting on the next batch", exc)
+            self.close()
 
     @property
     def connected(self) -> bool:

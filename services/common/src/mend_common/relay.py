@@ -170,6 +170,7 @@ class OutboxRelay:
                 self._last_gauge_update = time.monotonic()
             if published >= self.batch_size:
                 continue  # more waiting: go straight on
+            self.publisher.keepalive()
             self._wait_for_work(self.idle_poll_seconds)
             # Let a partial batch fill for a moment: fewer, larger publishes and transactions.
             self._stop.wait(self.linger_seconds)
