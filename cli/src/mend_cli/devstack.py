@@ -11,12 +11,32 @@ from pathlib import Path
 from .demo import EXAMPLE_REFERRAL, seed
 from .stack import SERVICES, MendStack
 
+DEV_VHOST = "mend-dev"
+RABBIT_MANAGEMENT = "http://127.0.0.1:15672"
+
+
+def dev_amqp_uri() -> str:
+    """MEND_AMQP_URI if set; else the local broker's own "mend-dev" vhost, made if missing, so
+    the demo region's queues and events never mix with anything else on the broker."""
+    if os.environ.get("MEND_AMQP_URI"):
+        return os.environ["MEND_AMQP_URI"]
+    import requests
+    try:
+        auth = ("guest", "guest")
+        requests.put(f"{RABBIT_MANAGEMENT}/api/vhosts/{DEV_VHOST}", auth=auth, timeout=10).raise_for_status()
+        requests.put(f"{RABBIT_MANAGEMENT}/api/permissions/{DEV_VHOST}/guest", auth=auth, timeout=10,
+                     json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    except requests.RequestException as exc:
+        print(f"could not make the {DEV_VHOST} vhost ({exc}); using the default vhost", file=sys.stderr)
+        return "amqp://guest:guest@127.0.0.1:5672/"
+    return f"amqp://guest:guest@127.0.0.1:5672/{DEV_VHOST}"
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "run"
     var_dir = Path(os.environ.get("MEND_VAR_DIR", "var")).resolve()
-    stack = MendStack(var_dir=var_dir, amqp_uri=os.environ.get("MEND_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+    stack = MendStack(var_dir=var_dir, amqp_uri=dev_amqp_uri(),
                       database_url=os.environ.get("MEND_DATABASE_URL") or None, fixed_ports=True)
     if command == "migrate":
         stack.migrate()
@@ -26,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m mend_cli.devstack [run|migrate]", file=sys.stderr)
         return 2
 
-    print(f"Mend: starting {', '.join(SERVICES)} (database: {stack.database_url or 'SQLite files in ' + str(var_dir)})")
+    print(f"Mend: starting {', '.join(SERVICES)} (database: {stack.database_url or 'SQLite files in ' + str(var_dir)}; "
+          f"broker: {stack.amqp_uri.rsplit('@', 1)[-1]})")
     stack.start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
