@@ -178,7 +178,7 @@ def case_open_delays(database_url: str, referral_ids: set[str], timeout: float) 
 def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int = 32, seconds: float = 20.0,
             warmup: float = 3.0, case_workers: int = 1, relay_in_api: bool = True, grpc_threads: int = 8,
             offered_rate: float | None = None, offered_seconds: float = 20.0,
-            sweep: tuple[int, ...] = (), sweep_seconds: float = 15.0) -> dict:
+            sweep: tuple[int, ...] = (), sweep_seconds: float = 15.0, env: dict[str, str] | None = None) -> dict:
     """Phase 1, saturation: `clients` closed-loop callers submit as fast as they are answered
     (CPU and memory are measured over this phase).
     Then, for each number in sweep, the same with that many callers: throughput against latency.
@@ -188,7 +188,7 @@ def measure(amqp_base: str = "amqp://guest:guest@127.0.0.1:5672", clients: int =
     database = PostgresDatabase(f"mend_bench_{uuid.uuid4().hex[:8]}").create()
     stack = MendStack(var_dir=Path("var/bench") / vhost.name, amqp_uri=f"{amqp_base}/{vhost.name}",
                       database_url=database.url, workers={"cases": case_workers}, relay_in_api=relay_in_api,
-                      extra_env={"MEND_LOG_LEVEL": "WARNING", "MEND_GRPC_THREADS": str(grpc_threads)})
+                      extra_env={"MEND_LOG_LEVEL": "WARNING", "MEND_GRPC_THREADS": str(grpc_threads), **(env or {})})
     try:
         stack.start()
         tenant = make_tenant(stack)
@@ -266,12 +266,15 @@ def main(argv=None) -> int:
     parser.add_argument("--case-workers", type=int, default=1)
     parser.add_argument("--offered-rate", type=float, default=None, help="then measure latency at this rate")
     parser.add_argument("--sweep", type=int, nargs="*", default=[], help="then closed loops with these many clients")
+    parser.add_argument("--env", action="append", default=[], metavar="MEND_X=VALUE",
+                        help="a setting for every Mend process (to compare tunings)")
     parser.add_argument("--grpc-threads", type=int, default=8)
     parser.add_argument("--relay", choices=("api", "process"), default="api")
     args = parser.parse_args(argv)
     result = measure(clients=args.clients, seconds=args.seconds, case_workers=args.case_workers,
                      relay_in_api=args.relay == "api", grpc_threads=args.grpc_threads,
-                     offered_rate=args.offered_rate, sweep=tuple(args.sweep))
+                     offered_rate=args.offered_rate, sweep=tuple(args.sweep),
+                     env=dict(item.split("=", 1) for item in args.env))
     print(json.dumps(result, indent=2, default=str))
     return 0
 
