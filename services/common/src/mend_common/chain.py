@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .db import Database
 from .fastsql import Statement, insert
+from .metrics import WRITE_GROUP_SIZE, WRITE_GROUP_SPLITS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -298,6 +299,7 @@ class GroupCommitter:
             shape = tuple(id(step) for step, _ in waiting.chain.written_steps)
             by_shape.setdefault(shape, []).append(waiting)
         for same in by_shape.values():
+            WRITE_GROUP_SIZE.observe(len(same))
             if len(same) > 1:
                 merged = WriteChain(same[0].chain.db)
                 steps = [w.chain.written_steps for w in same]
@@ -309,7 +311,7 @@ class GroupCommitter:
                         waiting.result = []
                     continue
                 except Exception:
-                    pass  # nothing was written: each chain alone, below
+                    WRITE_GROUP_SPLITS.inc()  # nothing was written: each chain alone, below
             for waiting in same:
                 try:
                     waiting.result = waiting.chain.run_alone()

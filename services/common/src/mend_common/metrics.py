@@ -23,6 +23,9 @@ CONSUMER_LAG = Histogram("mend_consumer_lag_seconds", "Time from the event occur
 EVENT_HANDLING = Histogram("mend_event_handling_seconds", "Time spent handling one event, or one batch of events", ["consumer", "event_type"], buckets=LATENCY_BUCKETS)
 EVENT_BATCH_SIZE = Histogram("mend_event_batch_size", "Events handled together in one transaction", ["consumer", "event_type"], buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
 
+WRITE_GROUP_SIZE = Histogram("mend_write_group_size", "Units of work written together in one statement (group commit)", buckets=(1, 2, 4, 8, 16, 32, 64))
+WRITE_GROUP_SPLITS = Counter("mend_write_group_splits_total", "Merged writes that failed and were retried one unit of work at a time")
+
 AUDIT_RECORDS = Counter("mend_audit_records_total", "Audit records written", ["service", "action"])
 
 
