@@ -17,11 +17,11 @@ rows in one statement: event handlers that take events in batches use these.
 """
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import orjson
 
 from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError
@@ -34,14 +34,15 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} in a write chain")
+def to_json(value: Any) -> str:
+    """Compact JSON for rows and event bodies on the hot paths (orjson: several times faster than
+    the json module). Datetimes and dates come out as ISO 8601, as isoformat() writes them."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(f"cannot store this in a write chain: {exc}") from None
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
 
 
 class InsertStep:
@@ -85,7 +86,7 @@ class InsertStep:
                 f"{self.on_conflict} RETURNING 1)")
 
     def pg_params(self, param: str, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
-        return {param: _dumps([{c: row.get(c) for c in self.columns} for row in rows])}
+        return {param: to_json([{c: row.get(c) for c in self.columns} for row in rows])}
 
     def run_sqlite(self, conn, rows: list[Mapping[str, Any]]) -> bool:
         wrote = False
@@ -132,7 +133,7 @@ class UpdateStep:
         pg, sqlite = self._statements(returning)
         when = {f"when_{k}": v for k, v in self.when.items()}
         if conn.dialect.name == "postgresql":
-            rows_json = _dumps([{c: row.get(c) for c in self.match + self.columns} for row in rows])
+            rows_json = to_json([{c: row.get(c) for c in self.match + self.columns} for row in rows])
             keys = {f"keys_{m}": sorted({row.get(m) for row in rows}) for m in self.match}
             found = pg.execute(conn, {"rows": rows_json, **when, **keys})
         else:
@@ -150,7 +151,7 @@ class UpdateStep:
 
     def pg_params(self, param: str, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         (row,) = rows
-        params = {param: _dumps({c: row.get(c) for c in self.match + self.columns})}
+        params = {param: to_json({c: row.get(c) for c in self.match + self.columns})}
         params.update({f"{param}_when_{k}": v for k, v in self.when.items()})
         return params
 

@@ -2,12 +2,11 @@
 the caller's transaction, so the state change, its event and its audit record commit together."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 from .db import Database
 from .envelope import Envelope
-from .chain import InsertStep
+from .chain import InsertStep, to_json
 from .logs import current_correlation_id
 from .metrics import AUDIT_RECORDS
 from .tables import PlatformTables
@@ -36,7 +35,7 @@ class PlatformStore:
     def event_row(envelope: Envelope) -> dict:
         now = datetime.now(timezone.utc)
         return {"event_id": envelope.event_id, "event_type": envelope.type, "county": envelope.county,
-                "body": json.dumps(envelope.to_dict(), separators=(",", ":")),
+                "body": to_json(envelope.to_dict()),
                 "correlation_id": envelope.correlation_id, "created_at": now, "available_at": now, "attempts": 0}
 
     @staticmethod

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 
-from mend_common.chain import InsertStep, UpdateStep, WriteChain
+from mend_common.chain import InsertStep, UpdateStep, WriteChain, to_json
 from mend_common.fastsql import Statement
 
 from ..domain.referral import Referral
@@ -60,7 +60,7 @@ class ChainedReferralWrites:
             "agency_reference": referral.agency_reference, "request_id": referral.request_id,
             "fingerprint": referral.fingerprint, "status": referral.status, "case_id": referral.case_id,
             "received_at": referral.received_at, "updated_at": referral.received_at,
-            "draft": json.dumps(referral.draft, separators=(",", ":"))})
+            "draft": to_json(referral.draft)})
 
 
 class SqlReferralRepository:
