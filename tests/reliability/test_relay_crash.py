@@ -12,9 +12,8 @@ import pytest
 
 from mend.referrals.v1 import referrals_pb2
 from mend_cli.pytest_stack import make_tenant, referral_draft
-from mend_common.testing.plugin import RabbitVhost
 from tests.support.mend import cases_per_referral, list_all_cases, scalar
-from tests.support.stacks import start_stack_on
+from tests.support.stacks import private_stack
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -24,15 +23,8 @@ RELAY = "referrals-relay"
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def relay_stack(request, tmp_path_factory):
-    vhost = RabbitVhost(f"mend-test-{uuid.uuid4().hex[:10]}").create()
-    try:
-        stack = start_stack_on(vhost, tmp_path_factory, request, request.param, relay_in_api=False)
-    except Exception:
-        vhost.delete()
-        raise
-    yield stack
-    stack.stop()
-    vhost.delete()
+    with private_stack(tmp_path_factory, request, request.param, relay_in_api=False) as stack:
+        yield stack
 
 
 def _relay_starts(stack) -> int:

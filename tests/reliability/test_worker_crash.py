@@ -9,9 +9,8 @@ import uuid
 
 import pytest
 
-from mend_common.testing.plugin import RabbitVhost
 from tests.support.mend import CASES_QUEUE, cases_per_referral, publish_many, referral_received_envelope
-from tests.support.stacks import start_stack_on
+from tests.support.stacks import private_stack
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -21,18 +20,11 @@ WORKER = "cases-worker"
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def worker_stack(request, tmp_path_factory):
-    vhost = RabbitVhost(f"mend-test-{uuid.uuid4().hex[:10]}").create()
-    try:
-        # Small batches and a long linger: at any moment some events are committed, some in a
-        # batch being written and some still waiting to join one.
-        stack = start_stack_on(vhost, tmp_path_factory, request, request.param,
-                               extra_env={"MEND_EVENT_BATCH_SIZE": "10", "MEND_EVENT_BATCH_LINGER_MS": "50"})
-    except Exception:
-        vhost.delete()
-        raise
-    yield stack
-    stack.stop()
-    vhost.delete()
+    # Small batches and a long linger: at any moment some events are committed, some in a batch
+    # being written and some still waiting to join one.
+    with private_stack(tmp_path_factory, request, request.param,
+                       extra_env={"MEND_EVENT_BATCH_SIZE": "10", "MEND_EVENT_BATCH_LINGER_MS": "50"}) as stack:
+        yield stack
 
 
 def _burst(stack, tenant_county: str, agency_id: str, n: int) -> list[str]:
