@@ -145,7 +145,7 @@ class ConfirmingPublisher:
                 self._declare_exchange(msg.exchange)
                 amqp_msg = amqp.Message(
                     msg.body, content_type="application/json", content_encoding="utf-8",
-                    delivery_mode=2, message_id=msg.message_id, headers=msg.headers,
+                    delivery_mode=2, message_id=msg.message_id, application_headers=msg.headers,
                 )
                 self._channel.basic_publish(amqp_msg, exchange=msg.exchange, routing_key=msg.routing_key,
                                             mandatory=True)

@@ -17,7 +17,9 @@ from kombu import Queue
 from nameko.containers import ContainerBeingKilled
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
+from nameko.exceptions import RemoteError, UnknownService
 from nameko.messaging import QueueConsumer
+from nameko.rpc import RpcProxy
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
@@ -25,6 +27,7 @@ from .amqp import DEAD_LETTER_EXCHANGE, RETRY_EXCHANGE, declare_consumer_topolog
 from .db import Database
 from .logs import correlation_id_var, new_correlation_id
 from .outbox import PlatformStore
+from .rpc import RpcError, RpcTimeout, ServiceUnavailable
 from .tables import PlatformTables
 from .uow import UnitsOfWork
 from .metrics import (CONSUMER_LAG, DEAD_LETTERED, EVENT_BATCH_SIZE, EVENT_HANDLING, EVENTS_CONSUMED,
@@ -300,7 +303,8 @@ class EventContext(DependencyProvider):
     def worker_setup(self, worker_ctx):
         worker_ctx.data["mend.started"] = time.monotonic()
         cid = worker_ctx.data.get("correlation_id")
-        arg = worker_ctx.args[0] if worker_ctx.args else None
+        # Only an event handler's arguments are envelopes (an RPC's are the caller's own).
+        arg = worker_ctx.args[0] if worker_ctx.args and isinstance(worker_ctx.entrypoint, EventHandler) else None
         bodies = [b for b in (arg if isinstance(arg, list) else [arg]) if isinstance(b, dict)]
         consumer = f"{self.container.service_name}.{worker_ctx.entrypoint.method_name}"
         now = datetime.now(timezone.utc)
@@ -318,10 +322,52 @@ class EventContext(DependencyProvider):
             cid = None
         elif bodies:
             cid = bodies[0].get("correlation_id") or cid
-        correlation_id_var.set(cid or new_correlation_id())
+        cid = cid or new_correlation_id()
+        correlation_id_var.set(cid)
+        # nameko sends the worker's context data as headers with every RPC call and event it
+        # makes: the next service logs the same id.
+        worker_ctx.data["correlation_id"] = cid
 
     def get_dependency(self, worker_ctx):
         return correlation_id_var.get()
+
+
+class TimedRpcProxy(RpcProxy):
+    """nameko's RpcProxy with a timeout on every call (MEND_RPC_TIMEOUT seconds), and errors as
+    mend_common.rpc's: RpcTimeout, ServiceUnavailable, or RpcError with the remote exception's
+    type and message. The correlation id goes along in the worker's context headers."""
+
+    def setup(self):
+        super().setup()
+        self.timeout = float(self.container.config.get("MEND_RPC_TIMEOUT", 10))
+
+    def get_dependency(self, worker_ctx):
+        return _TimedServiceProxy(super().get_dependency(worker_ctx), self.target_service, self.timeout)
+
+
+class _TimedServiceProxy:
+    def __init__(self, proxy, service: str, timeout: float):
+        self._proxy, self._service, self._timeout = proxy, service, timeout
+
+    def __getattr__(self, method: str):
+        remote = getattr(self._proxy, method)
+        target = f"{self._service}.{method}"
+
+        def call(*args, **kwargs):
+            timer = eventlet.Timeout(self._timeout)
+            try:
+                return remote(*args, **kwargs)
+            except eventlet.Timeout as fired:
+                if fired is not timer:
+                    raise
+                raise RpcTimeout(target, self._timeout) from None
+            except UnknownService:
+                raise ServiceUnavailable(target, "no worker of this service is running") from None
+            except RemoteError as exc:
+                raise RpcError(str(exc.exc_type), str(exc.value)) from None
+            finally:
+                timer.cancel()
+        return call
 
 
 class ConfigValue(DependencyProvider):

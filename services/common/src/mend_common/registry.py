@@ -11,6 +11,7 @@ from typing import Callable
 import grpc
 from sqlalchemy import MetaData
 
+from .rpc import RpcClient
 from .auth import Authenticator, TokenVerifier
 from .config import Settings
 from .db import Database
@@ -23,6 +24,14 @@ class ApiContext:
     settings: Settings
     db: Database
     token_verifier: TokenVerifier | None
+    _rpc: RpcClient | None = field(default=None, init=False, repr=False)
+
+    @property
+    def rpc(self) -> RpcClient:
+        """nameko RPC to other services' workers, with MEND_AMQP_TIMEOUT_SECONDS per call."""
+        if self._rpc is None:
+            self._rpc = RpcClient(self.settings.amqp_uri, timeout=self.settings.amqp_timeout_seconds)
+        return self._rpc
 
 
 @dataclass

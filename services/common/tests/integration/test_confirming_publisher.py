@@ -20,9 +20,9 @@ def _bind_queue(uri: str, routing_key: str) -> str:
     return name
 
 
-def _message(routing_key: str) -> OutgoingMessage:
+def _message(routing_key: str, headers: dict | None = None) -> OutgoingMessage:
     return OutgoingMessage(exchange=EXCHANGE, routing_key=routing_key, body=b'{"x": 1}',
-                           message_id=str(uuid.uuid4()), headers={})
+                           message_id=str(uuid.uuid4()), headers=headers or {})
 
 
 def test_reports_only_what_the_broker_confirmed_and_routed(rabbit_vhost):
@@ -49,3 +49,20 @@ def test_an_idle_connection_survives_heartbeats_and_still_publishes(rabbit_vhost
         assert publisher.publish_batch([message]) == {message.message_id}
     finally:
         publisher.close()
+
+
+def test_the_message_arrives_with_its_id_and_headers(rabbit_vhost):
+    """nameko reads "nameko.*" headers into the worker's context (the correlation id)."""
+    queue = _bind_queue(rabbit_vhost.uri, "with-headers")
+    publisher = ConfirmingPublisher(rabbit_vhost.uri)
+    try:
+        sent = _message("with-headers", {"nameko.correlation_id": "corr-42"})
+        assert publisher.publish_batch([sent]) == {sent.message_id}
+    finally:
+        publisher.close()
+    with kombu.Connection(rabbit_vhost.uri, connect_timeout=5) as conn:
+        received = conn.SimpleQueue(queue).get(timeout=5)
+        received.ack()
+    assert received.headers == {"nameko.correlation_id": "corr-42"}
+    assert received.properties["message_id"] == sent.message_id
+    assert received.properties["delivery_mode"] == 2
