@@ -36,16 +36,33 @@ def current_principal() -> Principal:
     return principal
 
 
+# gRPC clients refuse response metadata over 8 KiB by default, and a refused status reaches the
+# caller as RESOURCE_EXHAUSTED with no field errors at all. The status message and the
+# BadRequest (sent base64-encoded) must fit well inside that, however many fields are wrong.
+STATUS_MESSAGE_LIMIT = 512
+FIELD_VIOLATIONS_BYTES_LIMIT = 4096
+
+
 def _status_for(error: MendError) -> status_pb2.Status:
     code = getattr(code_pb2, error.grpc_code)
-    status = status_pb2.Status(code=code, message=str(error) if isinstance(error, ValidationFailed) else error.message)
-    if isinstance(error, ValidationFailed):
-        bad_request = error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.rule)
-            for v in error.violations])
-        detail = any_pb2.Any()
-        detail.Pack(bad_request)
-        status.details.append(detail)
+    if not isinstance(error, ValidationFailed):
+        return status_pb2.Status(code=code, message=error.message)
+    message = str(error)
+    if len(message) > STATUS_MESSAGE_LIMIT:
+        message = message[:STATUS_MESSAGE_LIMIT - 40].rsplit(";", 1)[0] + f"; ... ({len(error.violations)} in all)"
+    bad_request = error_details_pb2.BadRequest()
+    for i, v in enumerate(error.violations):
+        bad_request.field_violations.add(field=v.field, description=v.rule)
+        if bad_request.ByteSize() > FIELD_VIOLATIONS_BYTES_LIMIT:
+            del bad_request.field_violations[-1]
+            more = len(error.violations) - i
+            bad_request.field_violations.add(
+                field="request", description=f"has {more} more invalid field(s) not listed here: correct these and send again")
+            break
+    status = status_pb2.Status(code=code, message=message)
+    detail = any_pb2.Any()
+    detail.Pack(bad_request)
+    status.details.append(detail)
     return status
 
 
