@@ -2,7 +2,10 @@
 
 1. The raw ceiling of this broker: durable, confirmed publish + consume with plain kombu/py-amqp.
 2. Referral intake end to end on PostgreSQL: concurrent gRPC clients submit; each referral must
-   become an open case. Reported with its ratio to the ceiling measured in the same run.
+   become an open case. Reported with its ratio to the ceiling measured in the same run, then
+   with fewer clients (throughput against latency).
+3. Latency at the target rate (a tenth of the ceiling), Poisson arrivals, open loop.
+4. CPU per SubmitReferral in Mend's own code, one thread: the steadiest figure, for optimising.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from intake_cpu import measure as measure_intake_cpu  # noqa: E402
 from kombu_ceiling import measure_ceiling  # noqa: E402
 from referral_throughput import measure  # noqa: E402
 
@@ -74,10 +78,14 @@ def main(argv=None) -> int:
           f"max {offered['max_ms']:.1f} ms   (target p99 <= 50 ms)")
     print(f"    until case opened     p99 {offered['case_open_p99_ms']:7.1f} ms   "
           f"({offered['cases_opened']} of {offered['answered']} cases opened)")
+    code = measure_intake_cpu()
+    print(f"\n[4] SubmitReferral through Mend's own code, one thread, no network (the figure to watch "
+          f"when optimising)\n    {code['cpu_ms_per_call']:.3f} ms CPU per call")
     out = Path("var/bench")
     out.mkdir(parents=True, exist_ok=True)
     report = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_at_start": load,
-              "ceiling": ceiling, "referral_intake": result, "ratio": ratio, "end_to_end_per_s": end_to_end}
+              "ceiling": ceiling, "referral_intake": result, "ratio": ratio, "end_to_end_per_s": end_to_end,
+              "intake_code_cpu": code}
     (out / "latest.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"    full figures: {out / 'latest.json'}")
     return 0
