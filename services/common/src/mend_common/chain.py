@@ -238,7 +238,7 @@ class _Waiting:
         self.wake = threading.Event()
         self.leads = False
         self.done = False
-        self.result: list[bool] = []
+        self.result: list[bool] | None = None      # set once written
         self.error: BaseException | None = None
 
 
@@ -289,6 +289,9 @@ class GroupCommitter:
                 else:
                     self._busy = False
             for waiting in group:
+                if waiting.result is None and waiting.error is None:
+                    # _write itself failed: never report a write that may not have happened.
+                    waiting.error = RuntimeError("the group write was interrupted before this chain was written")
                 waiting.leads = False
                 waiting.done = True
                 waiting.wake.set()
