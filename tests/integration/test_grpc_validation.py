@@ -39,6 +39,14 @@ def _violations(error: grpc.RpcError) -> dict[str, str]:
     return found
 
 
+def _refused(client, request) -> tuple[grpc.RpcError, dict[str, str]]:
+    """Submit a request that must be refused as INVALID_ARGUMENT: its error and field violations."""
+    with pytest.raises(grpc.RpcError) as info:
+        client.stub.SubmitReferral(request, metadata=client.md, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    return info.value, _violations(info.value)
+
+
 def _stored(client) -> int:
     return len(client.list(page_size=200).referrals)
 
@@ -51,10 +59,7 @@ def test_every_invalid_field_is_named_with_its_rule_and_nothing_is_stored(tenant
     draft["offence"]["type"] = ""
     draft["participants"][0]["contact"] = {"email": "not-an-email", "preferred_channel": "email"}
     draft["participants"][0]["age"] = 500
-    with pytest.raises(grpc.RpcError) as info:
-        client.stub.SubmitReferral(_request(draft, "x"), metadata=client.md, timeout=10)
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    violations = _violations(info.value)
+    error, violations = _refused(client, _request(draft, "x"))
     assert violations == {
         "request_id": "must be 8-128 characters: letters, digits and . _ : -",
         "offence.date": "must be a real calendar date",
@@ -62,7 +67,7 @@ def test_every_invalid_field_is_named_with_its_rule_and_nothing_is_stored(tenant
         "participants[0].contact.email": "must be an email address",
         "participants[0].age": "must be a whole number of years from 1 to 120",
     }
-    assert "Traceback" not in (info.value.details() or "")
+    assert "Traceback" not in (error.details() or "")
     assert _stored(client) == before
 
 
@@ -71,10 +76,7 @@ def test_an_enum_number_the_proto_does_not_define_is_named(tenant):
     request = _request(referral_draft(tenant.county))
     request.referral.offence.category = 999              # a newer client's value, or garbage
     request.referral.participants[0].vulnerabilities.append(77)
-    with pytest.raises(grpc.RpcError) as info:
-        client.stub.SubmitReferral(request, metadata=client.md, timeout=10)
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    violations = _violations(info.value)
+    _, violations = _refused(client, request)
     assert violations["offence.category"].startswith("must be one of: ")
     assert violations["participants[0].vulnerabilities[1]"].startswith("must be one of: ")
 
@@ -100,14 +102,11 @@ def test_a_request_wrong_in_very_many_fields_still_gets_its_field_errors(tenant)
     for _ in range(20):
         request.referral.participants.add(role=99, age=999, date_of_birth="soon", vulnerabilities=[50, 51, 52],
                                           contact={"email": "x", "phone": "y", "postcode": "z"})
-    with pytest.raises(grpc.RpcError) as info:
-        client.stub.SubmitReferral(request, metadata=client.md, timeout=10)
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    violations = _violations(info.value)
+    error, violations = _refused(client, request)
     assert violations["request_id"].startswith("must be 8-128 characters")
     assert violations["participants[0].role"].startswith("must be one of: ")
     assert violations["request"].startswith("has ") and "more invalid field(s) not listed here" in violations["request"]
-    assert len(info.value.details()) <= 512
+    assert len(error.details()) <= 512
 
 
 _text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
