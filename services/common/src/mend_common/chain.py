@@ -43,8 +43,6 @@ def to_json(value: Any) -> str:
         raise TypeError(f"cannot store this in a write chain: {exc}") from None
 
 
-
-
 class InsertStep:
     """INSERT of one or more rows into table (only the named columns; defaults fill the rest)."""
 
@@ -108,7 +106,8 @@ class UpdateStep:
         self.gate = gate
         sets = ", ".join(f"{c} = :{c}" for c in self.columns)
         conds = " AND ".join([f"{m} = :{m}" for m in self.match] + [f"{k} = :when_{k}" for k in self.when])
-        self._sqlite = Statement(f"UPDATE {self.table} SET {sets} WHERE {conds} RETURNING 1")
+        self._sqlite_update = f"UPDATE {self.table} SET {sets} WHERE {conds}"
+        self._sqlite = Statement(f"{self._sqlite_update} RETURNING 1")
         self._now: dict[str, tuple[Statement, Statement]] = {}
 
     def _statements(self, returning: str) -> tuple[Statement, Statement]:
@@ -121,7 +120,7 @@ class UpdateStep:
             pg = Statement(f"UPDATE {self.table} AS t SET {sets} FROM "
                            f"jsonb_populate_recordset(NULL::{self.table}, :rows::jsonb) AS x "
                            f"WHERE {conds} RETURNING t.{returning}")
-            sqlite = Statement(self._sqlite.sql.replace("RETURNING 1", f"RETURNING {returning}"))
+            sqlite = Statement(f"{self._sqlite_update} RETURNING {returning}")
             self._now[returning] = (pg, sqlite)
         return self._now[returning]
 
@@ -181,7 +180,7 @@ class WriteChain:
         return self.run_alone()
 
     def run_alone(self) -> list[bool]:
-        steps = [(s, rows) for s, rows in self.steps if rows]
+        steps = self.written_steps
         if not steps:
             return []
         return self._run_postgres(steps) if self.db.is_postgres else self._run_sqlite(steps)
@@ -298,17 +297,17 @@ class GroupCommitter:
 
     @staticmethod
     def _write(group: list[_Waiting]) -> None:
-        by_shape: dict[tuple[int, ...], list[_Waiting]] = {}
+        by_shape: dict[tuple[int, ...], list[tuple[_Waiting, list]]] = {}
         for waiting in group:
-            shape = tuple(id(step) for step, _ in waiting.chain.written_steps)
-            by_shape.setdefault(shape, []).append(waiting)
-        for same in by_shape.values():
+            steps = waiting.chain.written_steps
+            by_shape.setdefault(tuple(id(step) for step, _ in steps), []).append((waiting, steps))
+        for shaped in by_shape.values():
+            same = [waiting for waiting, _ in shaped]
             WRITE_GROUP_SIZE.observe(len(same))
             if len(same) > 1:
                 merged = WriteChain(same[0].chain.db)
-                steps = [w.chain.written_steps for w in same]
-                for i, (step, _) in enumerate(steps[0]):
-                    merged.add(step, [row for chain_steps in steps for row in chain_steps[i][1]])
+                for i, (step, _) in enumerate(shaped[0][1]):
+                    merged.add(step, [row for _, steps in shaped for row in steps[i][1]])
                 try:
                     merged.run_alone()
                     for waiting in same:

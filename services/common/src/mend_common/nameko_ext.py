@@ -89,10 +89,13 @@ class ReliableEventHandler(EventHandler):
         self.consumer_name = f"{self.container.service_name}.{self.method_name}"
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        self._observe_handling(worker_ctx)
+        return super().handle_result(message, worker_ctx, result, exc_info)
+
+    def _observe_handling(self, worker_ctx) -> None:
         started = worker_ctx.data.get("mend.started")
         if started is not None:
             EVENT_HANDLING.labels(self.consumer_name, self.event_type).observe(time.monotonic() - started)
-        return super().handle_result(message, worker_ctx, result, exc_info)
 
     def handle_undecodable_message(self, message, exc):
         """A body that cannot be decoded never reaches a worker: fail it here, so it is retried
@@ -209,21 +212,24 @@ class BatchEventHandler(ReliableEventHandler):
             if self._pending:
                 self._start_linger()   # the rest arrived later: they get their own wait
             self._in_flight += 1
-            bodies, messages = [b for b, _ in batch], [m for _, m in batch]
-            try:
-                self.container.spawn_worker(self, (bodies,), {},
-                                            context_data=self.unpack_message_headers(messages[0]),
-                                            handle_result=partial(self.handle_batch_result, messages))
-            except ContainerBeingKilled:
+            messages = [m for _, m in batch]
+            if not self._spawn([b for b, _ in batch], messages, partial(self.handle_batch_result, messages)):
                 self._in_flight -= 1
-                for message in messages:
-                    self.queue_consumer.requeue_message(message)
+
+    def _spawn(self, bodies, messages, handle_result) -> bool:
+        """A worker for these events; if the container is being killed, they go back to the queue."""
+        try:
+            self.container.spawn_worker(self, (bodies,), {}, context_data=self.unpack_message_headers(messages[0]),
+                                        handle_result=handle_result)
+            return True
+        except ContainerBeingKilled:
+            for message in messages:
+                self.queue_consumer.requeue_message(message)
+            return False
 
     def handle_batch_result(self, messages, worker_ctx, result=None, exc_info=None):
         self._in_flight -= 1
-        started = worker_ctx.data.get("mend.started")
-        if started is not None:
-            EVENT_HANDLING.labels(self.consumer_name, self.event_type).observe(time.monotonic() - started)
+        self._observe_handling(worker_ctx)
         EVENT_BATCH_SIZE.labels(self.consumer_name, self.event_type).observe(len(messages))
         if exc_info is None:
             EVENTS_CONSUMED.labels(self.consumer_name, self.event_type, "ok").inc(len(messages))
@@ -241,11 +247,7 @@ class BatchEventHandler(ReliableEventHandler):
 
     def _one_by_one(self, bodies, messages):
         for body, message in zip(bodies, messages):
-            try:
-                self.container.spawn_worker(self, ([body],), {}, context_data=self.unpack_message_headers(message),
-                                            handle_result=partial(self.handle_result, message))
-            except ContainerBeingKilled:
-                self.queue_consumer.requeue_message(message)
+            self._spawn([body], [message], partial(self.handle_result, message))
 
 
 event_batch_subscriber = BatchEventHandler.decorator
@@ -362,7 +364,7 @@ class _TimedServiceProxy:
                     raise
                 raise RpcTimeout(target, self._timeout) from None
             except UnknownService:
-                raise ServiceUnavailable(target, "no worker of this service is running") from None
+                raise ServiceUnavailable(target) from None
             except RemoteError as exc:
                 raise RpcError(str(exc.exc_type), str(exc.value)) from None
             finally:

@@ -40,7 +40,9 @@ class ServiceUnavailable(RpcError):
     """No worker of that service is consuming (the request was unroutable), or the broker could
     not be reached. Callers that guard safety treat this like any other failure: deny."""
 
-    def __init__(self, target: str, why: str):
+    NO_WORKER = "no worker of this service is running"
+
+    def __init__(self, target: str, why: str = NO_WORKER):
         super().__init__("ServiceUnavailable", f"{target}: {why}")
 
 
@@ -125,8 +127,7 @@ class RpcClient:
                              expiration=str(int(seconds * 1000))),   # a request nobody took in time is dropped
                 exchange=RPC_EXCHANGE, routing_key=target, mandatory=True, timeout=seconds)
             if call_id in ch.returned:
-                ch.returned.discard(call_id)
-                raise ServiceUnavailable(target, "no worker of this service is running")
+                raise ServiceUnavailable(target)
             while call_id not in ch.replies:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
