@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mend_common.auth import Principal
 from mend_common.envelope import new_event
 from mend_common.errors import NotFound, PermissionDenied, ValidationFailed
-from mend_common.testing.fakes import FakePlatformStore, FakePlatformUnitOfWork, FakeUnitsOfWork, json_paths
+from mend_common.testing.fakes import FakePlatformStore, FakePlatformUnitOfWork, FakeUnitsOfWork, json_paths, replace_at
 from mend_cases.domain.case import STAGES, Case, InvalidReferral, open_case
 from mend_cases.service_layer import services
 
@@ -207,10 +207,7 @@ def test_junk_referrals_raise_only_invalid_referral(data):
 @given(st.sampled_from(PAYLOAD_PATHS), json_values)
 def test_a_valid_referral_with_one_part_replaced_by_junk_raises_only_invalid_referral(path, junk):
     data = referral()
-    target = data
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = junk
+    replace_at(data, path, junk)
     _open_or_invalid(data)
 
 

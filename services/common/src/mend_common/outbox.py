@@ -25,8 +25,7 @@ class PlatformStore:
                           "attempts")
         audit_columns = ("at", "principal", "action", "resource_type", "resource_id", "county", "correlation_id",
                          "reason")
-        self.claim_step = InsertStep(tables.processed_events, claim_columns, on_conflict="ON CONFLICT DO NOTHING",
-                                     gate=True)
+        self.claim_step = InsertStep(tables.processed_events, claim_columns, on_conflict="ON CONFLICT DO NOTHING")
         self.outbox_step = InsertStep(tables.outbox, outbox_columns)
         self.audit_step = InsertStep(tables.audit_log, audit_columns)
 

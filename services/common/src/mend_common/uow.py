@@ -3,8 +3,8 @@ together or not at all.
 
 - SqlUnitOfWork: one database transaction; reads and writes happen at once.
 - ChainedUnitOfWork: writes only, deferred to commit and sent as one statement (see chain.py);
-  for hot paths. A gate step (claim_event, an insert that may conflict) makes later writes
-  conditional; `completed` says whether every gate passed.
+  for hot paths. A gate step (an insert that may conflict) makes later writes conditional;
+  `completed` says whether every gate passed.
 """
 from __future__ import annotations
 
@@ -57,13 +57,9 @@ class SqlUnitOfWork:
     def publish(self, envelope: Envelope) -> None:
         self._events.append(self.store.event_row(envelope))
 
-    def claim_event(self, consumer: str, event_id: str) -> bool:
-        """True the first time this consumer sees the event; False for a redelivery. Commits (or
-        rolls back) with the handler's own writes."""
-        return bool(self.claim_events(consumer, [event_id]))
-
     def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
-        """The ids among event_ids this consumer has not seen before, claimed in one statement."""
+        """The ids among event_ids this consumer has not seen before, claimed in one statement.
+        The claims commit (or roll back) with the handler's own writes."""
         rows = [self.store.claim_row(consumer, event_id) for event_id in dict.fromkeys(event_ids)]
         return set(self.store.claim_step.insert_now(self.conn, rows, returning="event_id"))
 
@@ -105,10 +101,6 @@ class ChainedUnitOfWork:
     def completed(self) -> bool:
         """Every gate passed, so every write was made."""
         return all(self.gates)
-
-    def claim_event(self, consumer: str, event_id: str) -> None:
-        """Gate: the rest is written only the first time this consumer sees the event."""
-        self.chain.add(self.store.claim_step, self.store.claim_row(consumer, event_id))
 
     def publish(self, envelope: Envelope) -> None:
         self.chain.add(self.store.outbox_step, self.store.event_row(envelope))

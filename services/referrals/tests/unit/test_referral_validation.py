@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mend.referrals.v1 import referrals_pb2 as pb
 from mend_common.errors import FieldViolation, ValidationFailed
-from mend_common.testing.fakes import json_paths
+from mend_common.testing.fakes import json_paths, replace_at
 from mend_common.proto_convert import enum_to_plain, message_to_plain
 from mend_referrals.domain.referral import MAX_PARTICIPANTS, ReferralDraft, parse_draft
 from mend_referrals.domain.vocabulary import (AGENCY_KINDS, CONTACT_CHANNELS, INITIATORS, OFFENCE_CATEGORIES,
@@ -466,10 +466,7 @@ ALL_VALID_PATHS = [p for p in json_paths(valid_data()) if p]
 @given(st.sampled_from(ALL_VALID_PATHS), json_values)
 def test_valid_draft_with_one_part_replaced_by_junk_raises_only_validation_failed(path, junk):
     data = valid_data()
-    target = data
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = junk
+    replace_at(data, path, junk)
     _parse_only_validation_errors(data)
 
 

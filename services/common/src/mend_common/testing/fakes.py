@@ -45,9 +45,6 @@ class FakePlatformUnitOfWork:
     def publish(self, envelope) -> None:
         self.store.events.append(envelope)
 
-    def claim_event(self, consumer: str, event_id: str) -> bool:
-        return bool(self.claim_events(consumer, [event_id]))
-
     def claim_events(self, consumer: str, event_ids: list[str]) -> set[str]:
         fresh = {e for e in event_ids if (consumer, e) not in self.store.claimed}
         self.store.claimed.update((consumer, e) for e in fresh)
@@ -70,6 +67,14 @@ def json_paths(node: Any, prefix: tuple = ()) -> Iterator[tuple]:
     elif isinstance(node, list):
         for index, value in enumerate(node):
             yield from json_paths(value, prefix + (index,))
+
+
+def replace_at(tree: Any, path: tuple, value: Any) -> None:
+    """Put value at a (non-empty) path given by json_paths, in place."""
+    target = tree
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
 
 
 class _Deferred:
@@ -102,9 +107,6 @@ class FakeChainedUnitOfWork:
         for name, gates in self._repository_gates.items():
             setattr(self, name, _Deferred(self._queue, getattr(self._immediate, name), gates))
         return self
-
-    def claim_event(self, consumer, event_id):
-        self._queue.append((True, lambda: self._immediate.claim_event(consumer, event_id)))
 
     def publish(self, envelope):
         self._queue.append((False, lambda: self._immediate.publish(envelope)))
