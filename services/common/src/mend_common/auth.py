@@ -25,6 +25,7 @@ from .errors import PermissionDenied, Unauthenticated
 ROLES = frozenset({"partner", "coordinator", "facilitator", "manager", "auditor", "admin"})
 STAFF_ROLES = ROLES - {"partner"}
 TOKEN_AUDIENCE = "mend"
+ALL_COUNTIES = "*"      # only a service token may span the whole region
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Principal:
             raise PermissionDenied(f"this call needs one of the roles: {', '.join(sorted(roles))}")
 
     def covers(self, county: str) -> bool:
-        return county in self.counties
+        return county in self.counties or (self.kind == "service" and ALL_COUNTIES in self.counties)
 
 
 # -- API keys ------------------------------------------------------------------------------
@@ -135,6 +136,14 @@ class TokenIssuer:
                   "exp": now + ttl_seconds, "roles": sorted(roles), "counties": sorted(counties), "name": name}
         return jwt.encode(claims, self.key, algorithm="EdDSA")
 
+    def issue_service(self, service: str, counties: Iterable[str] = (ALL_COUNTIES,), *,
+                      ttl_seconds: int = 30 * 24 * 3600) -> str:
+        """A token for one Mend service calling another over nameko RPC (kept in a secret)."""
+        now = int(time.time())
+        claims = {"iss": self.issuer, "aud": TOKEN_AUDIENCE, "sub": service, "iat": now, "exp": now + ttl_seconds,
+                  "kind": "service", "counties": sorted(counties)}
+        return jwt.encode(claims, self.key, algorithm="EdDSA")
+
 
 class TokenVerifier:
     def __init__(self, public_key_pem: bytes, issuer: str = "mend-local"):
@@ -155,10 +164,16 @@ class TokenVerifier:
             raise Unauthenticated("the bearer token is not valid") from None
         roles = claims.get("roles")
         counties = claims.get("counties")
+        if claims.get("kind") == "service":
+            if not isinstance(counties, list) or not counties or not all(isinstance(c, str) and c for c in counties):
+                raise Unauthenticated("the service token is bound to no county")
+            return Principal(kind="service", subject=str(claims["sub"]), roles=frozenset({"service"}),
+                             counties=frozenset(counties))
         if (not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles)
                 or not set(roles) <= STAFF_ROLES):
             raise Unauthenticated("the bearer token carries no valid staff roles")
-        if not isinstance(counties, list) or not counties or not all(isinstance(c, str) and c for c in counties):
+        if (not isinstance(counties, list) or not counties or ALL_COUNTIES in counties
+                or not all(isinstance(c, str) and c for c in counties)):
             raise Unauthenticated("the bearer token is bound to no county")
         return Principal(kind="staff", subject=str(claims["sub"]), roles=frozenset(roles),
                          counties=frozenset(counties), name=str(claims.get("name") or ""))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import orjson
 
@@ -95,25 +95,42 @@ class InsertStep:
 
 class UpdateStep:
     """UPDATE of the row matching `match` columns, only while its `when` columns hold the given
-    values (a guarded state change), setting `columns`."""
+    values (a guarded state change), setting `columns`. A tuple or list in `when` means any of
+    its values (`column IN (...)`)."""
 
     def __init__(self, table: Table, *, match: Sequence[str], columns: Sequence[str], when: Mapping[str, Any],
                  gate: bool = False):
         self.table = table.name
         self.match = list(match)
         self.columns = list(columns)
-        self.when = dict(when)
+        self.when = {k: tuple(v) if isinstance(v, (tuple, list)) else v for k, v in when.items()}
+        if any(v == () for v in self.when.values()):
+            raise ValueError("a `when` column needs at least one value")
         self.gate = gate
         sets = ", ".join(f"{c} = :{c}" for c in self.columns)
-        conds = " AND ".join([f"{m} = :{m}" for m in self.match] + [f"{k} = :when_{k}" for k in self.when])
+        conds = " AND ".join([f"{m} = :{m}" for m in self.match] + self._when_conds("", _colon))
         self._sqlite_update = f"UPDATE {self.table} SET {sets} WHERE {conds}"
         self._sqlite = Statement(f"{self._sqlite_update} RETURNING 1")
         self._now: dict[str, tuple[Statement, Statement]] = {}
 
+    def _when_names(self, prefix: str = "") -> dict[str, list[str]]:
+        """Each `when` column's parameter names: one for a value, one per item of a tuple."""
+        return {k: [f"{prefix}when_{k}_{i}" for i in range(len(v))] if isinstance(v, tuple) else [f"{prefix}when_{k}"]
+                for k, v in self.when.items()}
+
+    def _when_conds(self, alias: str, mark: Callable[[str], str], prefix: str = "") -> list[str]:
+        """The `when` conditions, each parameter written by mark (`:name` or `%(name)s`)."""
+        return [f"{alias}{k} IN ({', '.join(map(mark, names))})" if isinstance(self.when[k], tuple)
+                else f"{alias}{k} = {mark(names[0])}" for k, names in self._when_names(prefix).items()]
+
+    def _when_params(self, prefix: str = "") -> dict[str, Any]:
+        values = {k: v if isinstance(v, tuple) else (v,) for k, v in self.when.items()}
+        return {name: value for k, names in self._when_names(prefix).items() for name, value in zip(names, values[k])}
+
     def _statements(self, returning: str) -> tuple[Statement, Statement]:
         if returning not in self._now:
             sets = ", ".join(f"{c} = x.{c}" for c in self.columns)
-            conds = " AND ".join([f"t.{m} = x.{m}" for m in self.match] + [f"t.{k} = :when_{k}" for k in self.when]
+            conds = " AND ".join([f"t.{m} = x.{m}" for m in self.match] + self._when_conds("t.", _colon)
                                  # The planner guesses 100 rows from a jsonb function and would
                                  # scan the whole table; the key list lets it use the index.
                                  + [f"t.{m} = ANY(:keys_{m})" for m in self.match])
@@ -130,7 +147,7 @@ class UpdateStep:
         if not rows:
             return []
         pg, sqlite = self._statements(returning)
-        when = {f"when_{k}": v for k, v in self.when.items()}
+        when = self._when_params()
         if conn.dialect.name == "postgresql":
             rows_json = to_json([{c: row.get(c) for c in self.match + self.columns} for row in rows])
             keys = {f"keys_{m}": sorted({row.get(m) for row in rows}) for m in self.match}
@@ -142,7 +159,7 @@ class UpdateStep:
 
     def cte(self, name: str, param: str, gates: list[str]) -> str:
         sets = ", ".join(f"{c} = x.{c}" for c in self.columns)
-        conds = [f"t.{m} = x.{m}" for m in self.match] + [f"t.{k} = %({param}_when_{k})s" for k in self.when]
+        conds = [f"t.{m} = x.{m}" for m in self.match] + self._when_conds("t.", _pyformat, f"{param}_")
         conds += [f"EXISTS (SELECT 1 FROM {g})" for g in gates]
         return (f"{name} AS (UPDATE {self.table} AS t SET {sets} FROM "
                 f"jsonb_populate_record(NULL::{self.table}, %({param})s::jsonb) AS x "
@@ -151,14 +168,22 @@ class UpdateStep:
     def pg_params(self, param: str, rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         (row,) = rows
         params = {param: to_json({c: row.get(c) for c in self.match + self.columns})}
-        params.update({f"{param}_when_{k}": v for k, v in self.when.items()})
+        params.update(self._when_params(f"{param}_"))
         return params
 
     def run_sqlite(self, conn, rows: list[Mapping[str, Any]]) -> bool:
         (row,) = rows
         params = {c: row.get(c) for c in self.match + self.columns}
-        params.update({f"when_{k}": v for k, v in self.when.items()})
+        params.update(self._when_params())
         return bool(self._sqlite.execute(conn, params))
+
+
+def _colon(name: str) -> str:
+    return f":{name}"
+
+
+def _pyformat(name: str) -> str:
+    return f"%({name})s"
 
 
 def _where(gates: list[str]) -> str:

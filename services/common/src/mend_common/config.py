@@ -43,11 +43,15 @@ class Settings:
     api_key_cache_seconds: float
     relay_linger_ms: int
     relay_batch_size: int
+    relay_unrouted_grace_seconds: int
+    relay_parked_retry_seconds: int
     event_batch_size: int
     event_batch_concurrency: int
     event_batch_linger_ms: int
     amqp_timeout_seconds: float
     log_level: str
+    service_token: str      # this service's own token for nameko RPC to other services
+
 
     @property
     def schema(self) -> str:
@@ -113,6 +117,9 @@ def load_settings(service: str, env: Mapping[str, str] = os.environ) -> Settings
         # How long the relay lets a partial batch fill: fewer, larger publishes and transactions.
         relay_linger_ms=_int(env, "MEND_RELAY_LINGER_MS", 20, 0, 1000),
         relay_batch_size=_int(env, "MEND_RELAY_BATCH_SIZE", 500, 1, 10000),
+        # An event no queue is bound for is retried with backoff for this long, then hourly.
+        relay_unrouted_grace_seconds=_int(env, "MEND_RELAY_UNROUTED_GRACE_SECONDS", 900, 0, 86_400),
+        relay_parked_retry_seconds=_int(env, "MEND_RELAY_PARKED_RETRY_SECONDS", 3600, 1, 86_400),
         # Event handlers take events in batches, one transaction each: up to this many, waiting
         # at most this long for a batch to fill, with this many batches handled at a time.
         event_batch_size=_int(env, "MEND_EVENT_BATCH_SIZE", 100, 1, 1000),
@@ -120,4 +127,16 @@ def load_settings(service: str, env: Mapping[str, str] = os.environ) -> Settings
         event_batch_concurrency=_int(env, "MEND_EVENT_BATCH_CONCURRENCY", 2, 1, 50),
         amqp_timeout_seconds=float(_int(env, "MEND_AMQP_TIMEOUT_SECONDS", 10, 1, 300)),
         log_level=env.get("MEND_LOG_LEVEL", "INFO").upper(),
+        service_token=_service_token(env),
     )
+
+
+def _service_token(env: Mapping[str, str]) -> str:
+    """MEND_SERVICE_TOKEN, or the file MEND_SERVICE_TOKEN_FILE names (a mounted secret)."""
+    path = env.get("MEND_SERVICE_TOKEN_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"MEND_SERVICE_TOKEN_FILE {path!r} cannot be read: {exc.strerror}") from None
+    return env.get("MEND_SERVICE_TOKEN", "").strip()

@@ -57,9 +57,25 @@ class Conflict(MendError):
     http_status = 409
 
 
+class ConcurrentChange(MendError):
+    """The record changed between reading and writing it; read it again and retry."""
+    grpc_code = "ABORTED"
+    http_status = 409
+
+
 class FailedPrecondition(MendError):
     grpc_code = "FAILED_PRECONDITION"
     http_status = 409
+
+
+class ConditionsNotMet(FailedPrecondition):
+    """A state change refused because the record is not ready for it; each condition names what
+    is missing, so the caller knows what to do first (gRPC: PreconditionFailure details)."""
+
+    def __init__(self, action: str, missing: list[tuple[str, str]]):
+        # missing: (condition, description), e.g. ("victim_consent", "no consent from the victim Ann Smith")
+        super().__init__(f"{action}: " + "; ".join(description for _, description in missing))
+        self.missing = list(missing)
 
 
 class Unavailable(MendError):

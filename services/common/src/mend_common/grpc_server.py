@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from .auth import Authenticator, Principal
-from .errors import MendError, ValidationFailed
+from .errors import ConditionsNotMet, MendError, ValidationFailed
 from .logs import correlation_id_var, new_correlation_id
 from .metrics import GRPC_LATENCY, GRPC_REQUESTS
 
@@ -45,6 +45,15 @@ FIELD_VIOLATIONS_BYTES_LIMIT = 4096
 
 def _status_for(error: MendError) -> status_pb2.Status:
     code = getattr(code_pb2, error.grpc_code)
+    if isinstance(error, ConditionsNotMet):
+        failure = error_details_pb2.PreconditionFailure()
+        for condition, description in error.missing[:20]:
+            failure.violations.add(type=condition, subject="case", description=description[:300])
+        status = status_pb2.Status(code=code, message=error.message[:STATUS_MESSAGE_LIMIT])
+        detail = any_pb2.Any()
+        detail.Pack(failure)
+        status.details.append(detail)
+        return status
     if not isinstance(error, ValidationFailed):
         return status_pb2.Status(code=code, message=error.message)
     message = str(error)

@@ -42,14 +42,14 @@ def relay_main(argv: list[str] | None = None) -> None:
     from .db import Database
     from .logs import configure_logging
     from .registry import load_definition
-    from .relay import OutboxRelay
+    from .relay import OutboxRelay, relay_retry_options
     name = _service_arg(argv, "mend-relay")
     settings = load_settings(name)
     configure_logging(name, "relay", settings.log_level)
     definition = load_definition(name)
     db = Database(settings.database_url, settings.schema, pool_size=2)
     relay = OutboxRelay(db, definition.platform, name, settings.amqp_uri, batch_size=settings.relay_batch_size,
-                        linger_seconds=settings.relay_linger_ms / 1000).start()
+                        linger_seconds=settings.relay_linger_ms / 1000, **relay_retry_options(settings)).start()
     logging.getLogger(__name__).info("outbox relay running")
     _wait_for_signal()
     relay.stop()
@@ -71,7 +71,7 @@ def api_main(argv: list[str] | None = None) -> None:
     from .http import JsonApp
     from .logs import configure_logging
     from .registry import ApiContext, load_definition
-    from .relay import OutboxRelay
+    from .relay import OutboxRelay, relay_retry_options
 
     name = _service_arg(argv, "mend-api")
     settings = load_settings(name)
@@ -114,7 +114,7 @@ def api_main(argv: list[str] | None = None) -> None:
     relay = None
     if settings.relay_enabled:
         relay = OutboxRelay(db, definition.platform, name, settings.amqp_uri, batch_size=settings.relay_batch_size,
-                            linger_seconds=settings.relay_linger_ms / 1000).start()
+                            linger_seconds=settings.relay_linger_ms / 1000, **relay_retry_options(settings)).start()
     grpc_server.start()
     threading.Thread(target=http_server.run, name="http", daemon=True).start()
     set_serving(health_servicer, parts.grpc_service_names, True)
@@ -164,5 +164,7 @@ def worker_main(argv: list[str] | None = None) -> None:
         "MEND_EVENT_BATCH_CONCURRENCY": settings.event_batch_concurrency,
         "MEND_EVENT_BATCH_LINGER_MS": settings.event_batch_linger_ms,
         "MEND_RPC_TIMEOUT": settings.amqp_timeout_seconds,
+        "MEND_TOKEN_PUBLIC_KEY_FILE": str(settings.token_public_key_file),
+        "MEND_TOKEN_ISSUER": settings.token_issuer,
     }
     run([definition.worker_class()], config)

@@ -5,6 +5,7 @@ Imported only by worker processes (eventlet)."""
 from __future__ import annotations
 
 import json
+import os
 import logging
 import time
 import traceback
@@ -370,6 +371,32 @@ class _TimedServiceProxy:
             finally:
                 timer.cancel()
         return call
+
+
+class RpcCaller(DependencyProvider):
+    """Who is calling an @rpc method: the bearer token the caller sent (a service token from
+    mend_common.rpc.RpcClient), verified with the region's public key. The token is taken out of
+    the worker's context, so it never travels on with calls or events this worker makes."""
+
+    def setup(self):
+        from .auth import TokenVerifier
+        path = self.container.config.get("MEND_TOKEN_PUBLIC_KEY_FILE")
+        issuer = self.container.config.get("MEND_TOKEN_ISSUER", "mend-local")
+        self.verifier = TokenVerifier.from_file(path, issuer) if path and os.path.exists(path) else None
+
+    def get_dependency(self, worker_ctx):
+        # nameko injects dependencies before worker_setup runs: take the token here.
+        verifier, header = self.verifier, worker_ctx.data.pop("authorization", "")
+
+        def principal():
+            from .errors import Unauthenticated
+            scheme, _, token = str(header or "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("no credentials: RPC callers send their service token")
+            if verifier is None:
+                raise Unauthenticated("this worker has no token public key: every RPC is refused")
+            return verifier.verify(token.strip())
+        return principal
 
 
 class ConfigValue(DependencyProvider):

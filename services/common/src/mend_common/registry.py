@@ -30,7 +30,8 @@ class ApiContext:
     def rpc(self) -> RpcClient:
         """nameko RPC to other services' workers, with MEND_AMQP_TIMEOUT_SECONDS per call."""
         if self._rpc is None:
-            self._rpc = RpcClient(self.settings.amqp_uri, timeout=self.settings.amqp_timeout_seconds)
+            self._rpc = RpcClient(self.settings.amqp_uri, timeout=self.settings.amqp_timeout_seconds,
+                                  token=self.settings.service_token)
         return self._rpc
 
 

@@ -24,10 +24,16 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
+def relay_retry_options(settings) -> dict:
+    return {"unrouted_grace_seconds": settings.relay_unrouted_grace_seconds,
+            "parked_retry_seconds": settings.relay_parked_retry_seconds}
+
+
 class OutboxRelay:
     def __init__(self, db: Database, tables: PlatformTables, service: str, amqp_uri: str, *,
                  batch_size: int = 500, linger_seconds: float = 0.01, idle_poll_seconds: float | None = None,
-                 confirm_timeout: float = 10.0, max_backoff_seconds: float = 30.0):
+                 confirm_timeout: float = 10.0, max_backoff_seconds: float = 30.0,
+                 unrouted_grace_seconds: float = 900.0, parked_retry_seconds: float = 3600.0):
         self.db = db
         self.outbox = tables.outbox
         self.service = service
@@ -38,6 +44,10 @@ class OutboxRelay:
         # PostgreSQL wakes us with NOTIFY, so polling is only a safety net there.
         self.idle_poll_seconds = idle_poll_seconds or (2.0 if db.is_postgres else 0.2)
         self.max_backoff_seconds = max_backoff_seconds
+        # An event no queue is bound for yet is retried quickly for a while (a consumer may be
+        # rolling out), then parked: retried hourly, so it is never lost but never crowds the rest.
+        self.unrouted_grace_seconds = unrouted_grace_seconds
+        self.parked_retry_seconds = parked_retry_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listen_conn = None
@@ -51,7 +61,9 @@ class OutboxRelay:
         query = (select(self.outbox.c.id, self.outbox.c.event_id, self.outbox.c.event_type, self.outbox.c.body,
                         self.outbox.c.correlation_id, self.outbox.c.created_at, self.outbox.c.attempts)
                  .where(self.outbox.c.available_at <= now)
-                 .order_by(self.outbox.c.id).limit(self.batch_size))
+                 # New events first: retries of events nobody has consumed yet must never hold
+                 # back a referral behind them. Consumers do not rely on publish order.
+                 .order_by(self.outbox.c.attempts, self.outbox.c.id).limit(self.batch_size))
         if self.db.is_postgres:
             # Several relays may run; each takes rows the others are not publishing.
             query = query.with_for_update(skip_locked=True)
@@ -106,11 +118,16 @@ class OutboxRelay:
                 update(self.outbox).where(self.outbox.c.id == bindparam("row_id")).values(
                     attempts=bindparam("new_attempts"), available_at=bindparam("retry_at"),
                     last_error="not routed or not confirmed by the broker"),
-                [{"row_id": row.id, "new_attempts": row.attempts + 1,
-                  "retry_at": now + timedelta(seconds=min(self.max_backoff_seconds, 0.5 * 2 ** row.attempts))}
+                [{"row_id": row.id, "new_attempts": row.attempts + 1, "retry_at": now + self._retry_delay(row, now)}
                  for row in failed])
-            log.warning("relay: %d events not routed or not confirmed; will retry", len(failed))
+            log.warning("relay: %d events not routed or not confirmed; will retry (%s)", len(failed),
+                        ", ".join(sorted({row.event_type for row in failed})))
         self.healthy = True
+
+    def _retry_delay(self, row, now: datetime) -> timedelta:
+        if (now - _aware(row.created_at)).total_seconds() > self.unrouted_grace_seconds:
+            return timedelta(seconds=self.parked_retry_seconds)
+        return timedelta(seconds=min(self.max_backoff_seconds, 0.5 * 2 ** min(row.attempts, 20)))
 
     def update_gauges(self) -> None:
         with self.db.engine.connect() as conn:

@@ -85,10 +85,11 @@ class _ThreadChannel:
 
 
 class RpcClient:
-    def __init__(self, amqp_uri: str, *, timeout: float = 10.0, connect_timeout: float = 5.0):
+    def __init__(self, amqp_uri: str, *, timeout: float = 10.0, connect_timeout: float = 5.0, token: str = ""):
         self.amqp_uri = amqp_uri
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.token = token
         self._local = threading.local()
 
     def _channel(self) -> _ThreadChannel:
@@ -118,6 +119,8 @@ class RpcClient:
         body = json.dumps({"args": list(args), "kwargs": kwargs}).encode()
         headers = {"nameko.correlation_id": correlation_id_var.get() or new_correlation_id(),
                    "nameko.call_id_stack": [f"mend-client.{call_id}"]}
+        if self.token:
+            headers["nameko.authorization"] = f"Bearer {self.token}"   # the called service checks who asks
         ch.waiting.add(call_id)
         try:
             # Waits for the broker's confirm; an unroutable request comes back (basic.return) first.

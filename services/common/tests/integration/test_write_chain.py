@@ -31,6 +31,7 @@ THING_GATE = InsertStep(things, ("thing_id", "owner", "size", "ok", "state", "at
                         on_conflict="ON CONFLICT (owner) DO NOTHING", gate=True)
 FINISH = UpdateStep(things, match=("thing_id",), columns=("state",), when={"state": "new"}, gate=True)
 MARK = InsertStep(marks, ("mark",))
+SETTLE = UpdateStep(things, match=("thing_id",), columns=("state",), when={"state": ("new", "open")}, gate=True)
 
 
 @pytest.fixture
@@ -207,3 +208,37 @@ def test_a_failed_insert_now_rolls_back_with_its_transaction(db):
                 conn.exec_driver_sql(f'SET LOCAL search_path TO "{db.schema}"')
             THING.insert_now(conn, [thing("same"), thing("same")])
     assert rows(db, things) == []
+
+
+def test_update_now_with_a_tuple_moves_rows_in_any_of_its_states(db):
+    new, open_, done = thing("a"), thing("b", state="open"), thing("c", state="done")
+    chain = WriteChain(db)
+    chain.add(THING, [new, open_, done])
+    chain.run()
+    with db.transaction() as conn:
+        if db.is_postgres:
+            conn.exec_driver_sql(f'SET LOCAL search_path TO "{db.schema}"')
+        changed = SETTLE.update_now(conn, [{"thing_id": r["thing_id"], "state": "settled"} for r in (new, open_, done)],
+                                    returning="thing_id")
+    assert sorted(changed) == sorted([new["thing_id"], open_["thing_id"]])
+    assert {r.owner: r.state for r in rows(db, things)} == {"a": "settled", "b": "settled", "c": "done"}
+
+
+def test_a_chained_update_with_a_list_is_guarded_by_every_value(db):
+    row = thing("a", state="open")
+    setup = WriteChain(db)
+    setup.add(THING, row)
+    setup.run()
+    move = WriteChain(db)
+    move.add(UpdateStep(things, match=("thing_id",), columns=("state",), when={"state": ["new", "open"]}, gate=True),
+             {"thing_id": row["thing_id"], "state": "settled"})
+    assert move.run() == [True]
+    again = WriteChain(db)
+    again.add(SETTLE, {"thing_id": row["thing_id"], "state": "settled again"})
+    assert again.run() == [False]
+    assert rows(db, things)[0].state == "settled"
+
+
+def test_an_empty_tuple_in_when_is_refused():
+    with pytest.raises(ValueError):
+        UpdateStep(things, match=("thing_id",), columns=("state",), when={"state": ()})
