@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,42 +15,11 @@ from mend_common.auth import Principal
 from mend_common.envelope import new_event
 from mend_common.errors import NotFound, PermissionDenied, ValidationFailed
 from mend_common.testing.fakes import FakePlatformStore, FakePlatformUnitOfWork, FakeUnitsOfWork, json_paths, replace_at
-from mend_cases.domain.case import STAGES, Case, InvalidReferral, open_case
+from case_examples import AGENCY, OPENED, RECEIVED, open_from, referral
+from mend_cases.domain.case import STAGES, Allocation, Case, InvalidReferral, open_case
 from mend_cases.service_layer import services
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-RECEIVED = datetime(2026, 6, 1, 9, 30, tzinfo=timezone.utc)
-OPENED = RECEIVED + timedelta(seconds=2)
-AGENCY = str(uuid.uuid4())
-
-
-def referral(**changes) -> dict:
-    """A referral as the referrals service puts it in referral_received (its draft's to_dict())."""
-    data = {
-        "agency_reference": "CUM-0001", "county": "cumbria",
-        "offence": {"type": "burglary dwelling", "category": "burglary", "date": "2026-05-20",
-                    "reported_date": None, "domestic_abuse": False, "sexual_offence": False,
-                    "hate_crime": False, "serious_violence": False},
-        "initiated_by": "victim_led",
-        "participants": [
-            {"role": "victim", "given_name": "Ann", "family_name": "Smith", "date_of_birth": None, "age": 40,
-             "contact": {"email": "ann@example.org", "phone": "", "address": "", "postcode": "",
-                         "preferred_channel": "email"},
-             "vulnerabilities": ["intimidated"], "consent_to_contact": True, "notes": ""},
-            {"role": "responsible_person", "given_name": "Bob", "family_name": "", "date_of_birth": "2008-06-02",
-             "age": None, "contact": {"email": "", "phone": "", "address": "", "postcode": "",
-                                      "preferred_channel": ""},
-             "vulnerabilities": [], "consent_to_contact": False, "notes": ""},
-        ],
-        "reason": "",
-    }
-    data.update(changes)
-    return data
-
-
-def open_from(data, received_at=RECEIVED, referral_id="r-1") -> Case:
-    return open_case(referral_id=referral_id, county="cumbria", agency_id=AGENCY, received_at=received_at,
-                     referral=data, opened_at=OPENED)
 
 
 def staff(*roles, counties=("cumbria",), subject="u1") -> Principal:
@@ -212,7 +181,7 @@ def test_a_valid_referral_with_one_part_replaced_by_junk_raises_only_invalid_ref
 
 
 # -- visibility ------------------------------------------------------------------------------
-@pytest.mark.parametrize("role", ["coordinator", "manager", "auditor", "admin"])
+@pytest.mark.parametrize("role", ["coordinator", "manager", "auditor"])
 def test_case_readers_of_the_county_see_the_case(role):
     case = open_from(referral())
     assert case.visible_to(staff(role))
@@ -223,16 +192,17 @@ def test_case_readers_of_the_county_see_the_case(role):
 def test_a_facilitator_sees_only_cases_allocated_to_them():
     case = open_from(referral())
     assert not case.visible_to(staff("facilitator", subject="f1"))
-    case.allocated_facilitators.append("f1")
+    case.facilitators.append(Allocation("f1", True, OPENED, "staff:c1"))
     assert case.visible_to(staff("facilitator", subject="f1"))
     assert not case.visible_to(staff("facilitator", subject="f2"))
     assert not case.visible_to(staff("facilitator", subject="f1", counties=("lancashire",)))
 
 
-def test_partners_do_not_see_case_files():
+def test_partners_and_administrators_do_not_see_case_files():
     case = open_from(referral())
     assert not case.visible_to(PARTNER)
     assert not case.visible_to(staff("partner"))
+    assert not case.visible_to(staff("admin"))   # IT runs the platform; it does not read case files
 
 
 # -- service layer with a fake unit of work ---------------------------------------------------------
@@ -264,9 +234,11 @@ class FakeCaseRepository:
         found = self.store.cases.get(case_id)
         return copy.deepcopy(found) if found else None
 
-    def list(self, *, counties, stage, after, limit):
+    def search(self, *, counties, stage, facilitator_id, clock_due_by, breached_only, after, limit):
         rows = [c for c in self.store.cases.values()
                 if c.county in counties and (not stage or c.stage == stage)
+                and (not facilitator_id or facilitator_id in c.allocated_facilitators)
+                and (not clock_due_by or any(k.met_at is None and k.due_on <= clock_due_by for k in c.clocks))
                 and (after is None or (c.opened_at, c.case_id) < after)]
         rows.sort(key=lambda c: (c.opened_at, c.case_id), reverse=True)
         return [replace(copy.deepcopy(c), participants=[], history=[]) for c in rows[:limit]]
@@ -439,7 +411,7 @@ def opened(uow):
     return services.open_case_for_referral(uow, referral_received(), CONSUMER)
 
 
-@pytest.mark.parametrize("role", ["coordinator", "manager", "auditor", "admin"])
+@pytest.mark.parametrize("role", ["coordinator", "manager", "auditor"])
 def test_case_readers_of_the_county_get_the_full_case(uow, store, opened, role):
     case = services.get_case(uow, staff(role), opened.case_id)
     assert case.case_id == opened.case_id
@@ -450,7 +422,7 @@ def test_case_readers_of_the_county_get_the_full_case(uow, store, opened, role):
 
 @pytest.mark.parametrize("principal", [
     staff("coordinator", counties=("lancashire",)),
-    staff("admin", counties=("lancashire", "merseyside")),
+    staff("manager", counties=("lancashire", "merseyside")),
     staff("facilitator"),                                       # not allocated
     staff("facilitator", "auditor", counties=("lancashire",)),
 ])
@@ -464,13 +436,13 @@ def test_get_case_looks_missing_to_those_who_may_not_see_it(uow, store, opened, 
 
 
 def test_an_allocated_facilitator_gets_the_case(uow, store, opened):
-    store.cases[opened.case_id].allocated_facilitators.append("f1")
+    store.cases[opened.case_id].facilitators.append(Allocation("f1", True, OPENED, "staff:c1"))
     assert services.get_case(uow, staff("facilitator", subject="f1"), opened.case_id).case_id == opened.case_id
     with pytest.raises(NotFound):
         services.get_case(uow, staff("facilitator", subject="f2"), opened.case_id)
 
 
-@pytest.mark.parametrize("principal", [PARTNER, staff("partner"),
+@pytest.mark.parametrize("principal", [PARTNER, staff("partner"), staff("admin"),
                                        Principal(kind="agency", subject="x", roles=frozenset({"coordinator"}),
                                                  counties=frozenset({"cumbria"}))])
 def test_partners_may_not_read_cases(uow, opened, principal):
@@ -507,9 +479,16 @@ def test_listing_another_countys_cases_is_not_found(uow):
         services.list_cases(uow, staff("coordinator"), county="lancashire", stage=None, page_size=10, page_token="")
 
 
-def test_facilitators_list_nothing_yet(uow):
-    _open_many(uow, 2)
-    assert services.list_cases(uow, staff("facilitator"), county="", stage=None, page_size=10,
+def test_facilitators_list_only_their_allocated_cases(uow, store):
+    first, second = _open_many(uow, 2)
+    store.cases[second.case_id].facilitators.append(Allocation("f1", True, OPENED, "staff:c1"))
+    mine, _ = services.list_cases(uow, staff("facilitator", subject="f1"), county="", stage=None, page_size=10,
+                                  page_token="")
+    assert [c.case_id for c in mine] == [second.case_id]
+    # Asking for someone else's allocation shows nothing, not their cases.
+    assert services.list_cases(uow, staff("facilitator", subject="f1"), county="", stage=None, page_size=10,
+                               page_token="", facilitator_id="f2") == ([], "")
+    assert services.list_cases(uow, staff("facilitator", subject="f3"), county="", stage=None, page_size=10,
                                page_token="") == ([], "")
 
 
