@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.exc import IntegrityError
 
 from mend_common.auth import Principal, split_api_key
@@ -79,8 +81,9 @@ class FakeReferralRepository:
 
     def advance_status(self, referral_id, transition, at, detail, case_id=None):
         from_status, to_status = transition
+        from_statuses = (from_status,) if isinstance(from_status, str) else tuple(from_status)
         current = self.store.referrals.get(referral_id)
-        if current is None or current.status != from_status:
+        if current is None or current.status not in from_statuses:
             return None
         self.store.referrals[referral_id] = replace(current, status=to_status, case_id=case_id or current.case_id)
         self.store.history[referral_id].append({"status": to_status, "at": at, "detail": detail})
@@ -520,6 +523,301 @@ def test_an_unknown_referral_fails_its_whole_batch_and_writes_nothing(uow, store
         services.record_cases_opened(uow, [good, bad], "c")
     assert store.referrals[known.referral_id].status == "received" and not store.claimed
     assert services.record_case_opened(uow, good, "c") is True          # alone, as the worker retries it
+
+
+# -- eligibility_decided and case_closed: the status follows the case -------------------------
+CASE_ID = str(uuid.uuid4())
+STATUSES = ("received", "case_opened", "accepted", "closed", "rejected")
+
+
+def _eligibility(referral_id, decision="accepted", reason="", case_id=CASE_ID, **changes):
+    payload = {"case_id": case_id, "referral_id": referral_id, "decision": decision, "reason": reason,
+               "decided_at": "2026-05-01T09:30:00+00:00", **changes}
+    return new_event("cases", "eligibility_decided", "cumbria", payload)
+
+
+def _closed(referral_id, reason="completed", after_rejection=False, case_id=CASE_ID, **changes):
+    payload = {"case_id": case_id, "referral_id": referral_id, "reason": reason, "after_rejection": after_rejection,
+               "closed_at": "2026-06-01T16:00:00+00:00", **changes}
+    return new_event("cases", "case_closed", "cumbria", payload)
+
+
+def _put_at(store, referral_id, status):
+    store.referrals[referral_id] = replace(store.referrals[referral_id], status=status)
+
+
+EVENT_KINDS = {
+    "eligibility accepted": lambda rid: _eligibility(rid, "accepted"),
+    "eligibility rejected": lambda rid: _eligibility(rid, "rejected", "the offence is outside the scheme"),
+    "closed after rejection": lambda rid: _closed(rid, "unsuitable", after_rejection=True),
+    "closed": lambda rid: _closed(rid, "completed"),
+}
+# The rules of the brief, written out here independently of domain.referral: where each kind of
+# event takes a referral from each status.
+EXPECTED = {
+    "eligibility accepted": {"received": "accepted", "case_opened": "accepted", "accepted": "accepted",
+                             "closed": "closed", "rejected": "rejected"},
+    "eligibility rejected": {s: "rejected" for s in STATUSES},
+    "closed after rejection": {s: "rejected" for s in STATUSES},
+    "closed": {"received": "closed", "case_opened": "closed", "accepted": "closed", "closed": "closed",
+               "rejected": "rejected"},
+}
+
+
+@pytest.mark.parametrize("start", STATUSES)
+@pytest.mark.parametrize("kind", list(EVENT_KINDS))
+def test_each_rule_moves_the_referral_from_each_status(uow, store, kind, start):
+    referral, _ = submit(uow)
+    _put_at(store, referral.referral_id, start)
+    event = EVENT_KINDS[kind](referral.referral_id)
+
+    moved = services.record_case_events(uow, [event], "c")
+
+    expected = EXPECTED[kind][start]
+    assert store.referrals[referral.referral_id].status == expected
+    assert moved == ({referral.referral_id} if expected != start else set())
+    history = [h["status"] for h in store.history[referral.referral_id]]
+    assert history == ([expected] if expected != start else [])
+    audits = [a for a in store.audits if a["resource_id"] == referral.referral_id and a["principal"] == "system:cases"]
+    assert [a["action"] for a in audits] == ([f"referral.{expected}"] if expected != start else [])
+    if audits:
+        assert audits[0]["correlation_id"] == event.correlation_id and audits[0]["county"] == "cumbria"
+    assert ("c", event.event_id) in store.claimed       # claimed even when the rules left it where it was
+
+
+def test_every_rule_climbs_the_status_ladder():
+    """Why the order of events does not matter: each rule moves up to its status from every
+    status below it, and from none above."""
+    from mend_referrals.domain import referral as rules
+    assert set(rules.STATUS_LADDER) == set(STATUSES)
+    for transition in (rules.CASE_OPENED_TRANSITION, rules.ELIGIBILITY_ACCEPTED_TRANSITION,
+                       rules.ELIGIBILITY_REJECTED_TRANSITION, rules.CASE_CLOSED_AFTER_REJECTION_TRANSITION,
+                       rules.CASE_CLOSED_TRANSITION):
+        from_statuses, to_status = transition
+        from_statuses = (from_statuses,) if isinstance(from_statuses, str) else from_statuses
+        below = rules.STATUS_LADDER[:rules.STATUS_LADDER.index(to_status)]
+        assert set(from_statuses) == set(below)
+        # CASE_OPENED_TRANSITION is written as one status: the ladder's first rung
+        assert len(from_statuses) == len(below)
+
+
+def test_a_rejection_reason_reaches_the_referrer_in_the_history(uow, store):
+    referral, _ = submit(uow)
+    services.record_case_opened(uow, _case_opened(referral.referral_id, CASE_ID), "c")
+    services.record_case_events(uow, [_eligibility(referral.referral_id, "rejected",
+                                                   "  victim declined\x00 to take part  ")], "e")
+
+    got = services.get_referral(uow, agency(), referral.referral_id)
+    assert got.status == "rejected"
+    assert [h["status"] for h in got.history] == ["received", "case_opened", "rejected"]
+    assert got.history[-1]["detail"] == "not accepted for restorative justice: victim declined to take part"
+    [audit] = [a for a in store.audits if a["action"] == "referral.rejected"]
+    assert "victim" not in audit["reason"]          # free text stays out of the audit trail
+
+
+def test_a_closure_names_its_reason_in_the_history(uow, store):
+    referral, _ = submit(uow)
+    services.record_case_events(uow, [_eligibility(referral.referral_id, "accepted")], "e")
+    services.record_case_events(uow, [_closed(referral.referral_id, "unable_to_contact")], "x")
+    got = services.get_referral(uow, agency(), referral.referral_id)
+    assert [h["status"] for h in got.history] == ["received", "accepted", "closed"]
+    assert got.history[-1]["detail"] == f"case {CASE_ID} closed (unable to contact)"
+
+
+def test_an_eligibility_decision_before_case_opened_sets_the_case_id(uow, store):
+    referral, _ = submit(uow)
+    services.record_case_events(uow, [_eligibility(referral.referral_id, "accepted")], "e")
+    assert store.referrals[referral.referral_id].case_id == CASE_ID
+    assert services.record_case_opened(uow, _case_opened(referral.referral_id, CASE_ID), "c") is False
+    assert store.referrals[referral.referral_id].status == "accepted"
+    assert store.referrals[referral.referral_id].case_id == CASE_ID
+
+
+def test_a_later_event_keeps_the_case_id_case_opened_set(uow, store):
+    referral, _ = submit(uow)
+    services.record_case_opened(uow, _case_opened(referral.referral_id, CASE_ID), "c")
+    services.record_case_events(uow, [_closed(referral.referral_id)], "x")
+    assert store.referrals[referral.referral_id].case_id == CASE_ID
+
+
+@pytest.mark.parametrize("kind", list(EVENT_KINDS))
+def test_a_redelivered_event_is_a_no_op(uow, store, kind):
+    referral, _ = submit(uow)
+    event = EVENT_KINDS[kind](referral.referral_id)
+    assert services.record_case_events(uow, [event], "c") == {referral.referral_id}
+    status, audits = store.referrals[referral.referral_id].status, len(store.audits)
+    history = copy.deepcopy(store.history[referral.referral_id])
+
+    assert services.record_case_events(uow, [event], "c") == set()
+    assert services.record_case_events(uow, [event, event], "c") == set()
+    assert store.referrals[referral.referral_id].status == status
+    assert store.history[referral.referral_id] == history and len(store.audits) == audits
+
+
+def test_a_batch_follows_each_referral_with_each_events_correlation_id(uow, store):
+    a, _ = submit(uow)
+    b, _ = submit(uow, request_id="req-00000002", data=draft(reference="CUM-0002"))
+    c, _ = submit(uow, request_id="req-00000003", data=draft(reference="CUM-0003"))
+    _put_at(store, c.referral_id, "rejected")
+    ea, eb, ec = _eligibility(a.referral_id, "accepted"), _eligibility(b.referral_id, "rejected", "no"), \
+        _eligibility(c.referral_id, "accepted")
+
+    moved = services.record_case_events(uow, [ea, eb, ec, ea], "e")
+
+    assert moved == {a.referral_id, b.referral_id}
+    assert {rid: store.referrals[rid].status for rid in (a.referral_id, b.referral_id, c.referral_id)} == {
+        a.referral_id: "accepted", b.referral_id: "rejected", c.referral_id: "rejected"}
+    audits = {x["resource_id"]: x for x in store.audits if x["principal"] == "system:cases"}
+    assert set(audits) == {a.referral_id, b.referral_id}
+    assert audits[a.referral_id]["correlation_id"] == ea.correlation_id
+    assert audits[b.referral_id]["correlation_id"] == eb.correlation_id
+    assert {(cons, e) for cons, e in store.claimed} == {("e", ea.event_id), ("e", eb.event_id), ("e", ec.event_id)}
+
+
+def test_two_events_for_one_referral_in_one_batch_climb_in_order(uow, store):
+    referral, _ = submit(uow)
+    rejected, accepted = _eligibility(referral.referral_id, "rejected", "no"), _eligibility(referral.referral_id)
+    assert services.record_case_events(uow, [rejected, accepted], "e") == {referral.referral_id}
+    assert store.referrals[referral.referral_id].status == "rejected"
+    assert [h["status"] for h in store.history[referral.referral_id]] == ["accepted", "rejected"]
+
+
+def test_a_referral_named_twice_by_one_kind_of_event_moves_once(uow, store):
+    referral, _ = submit(uow)
+    first, second = _closed(referral.referral_id, "completed"), _closed(referral.referral_id, "withdrawn")
+    assert services.record_case_events(uow, [first, second], "x") == {referral.referral_id}
+    assert [h["detail"] for h in store.history[referral.referral_id]] == [f"case {CASE_ID} closed (completed)"]
+    assert sum(a["action"] == "referral.closed" for a in store.audits) == 1
+
+
+MALFORMED = [
+    ("eligibility_decided", {"referral_id": None}),
+    ("eligibility_decided", {"case_id": ""}),
+    ("eligibility_decided", {"decision": None}),
+    ("eligibility_decided", {"decision": "maybe"}),
+    ("eligibility_decided", {"decision": ["accepted"]}),
+    ("eligibility_decided", {"reason": None}),
+    ("eligibility_decided", {"reason": 42}),
+    ("eligibility_decided", {"decided_at": None}),
+    ("eligibility_decided", {"decided_at": "yesterday"}),
+    ("case_closed", {"referral_id": 7}),
+    ("case_closed", {"case_id": None}),
+    ("case_closed", {"reason": None}),
+    ("case_closed", {"reason": "bored"}),
+    ("case_closed", {"after_rejection": None}),
+    ("case_closed", {"after_rejection": "true"}),
+    ("case_closed", {"after_rejection": 1}),
+    ("case_closed", {"closed_at": 1767225600}),
+]
+
+
+@pytest.mark.parametrize("event_type, changes", MALFORMED)
+def test_a_malformed_event_fails_its_batch_and_writes_nothing(uow, store, event_type, changes):
+    referral, _ = submit(uow)
+    make = _eligibility if event_type == "eligibility_decided" else _closed
+    good = make(referral.referral_id)
+    bad = make(referral.referral_id)
+    bad.payload.update(changes)
+    for key in [k for k, v in changes.items() if v is None]:
+        del bad.payload[key]                                  # None here means "left out"
+    before = (copy.deepcopy(store.referrals), len(store.audits))
+
+    with pytest.raises(ValueError):
+        services.record_case_events(uow, [good, bad], "c")
+    with pytest.raises(ValueError):
+        services.record_case_events(uow, [bad], "c")
+    assert (store.referrals, len(store.audits)) == before and not store.claimed
+    assert services.record_case_events(uow, [good], "c") == {referral.referral_id}   # alone, it goes through
+
+
+def test_an_event_type_the_referral_does_not_follow_is_refused(uow, store):
+    referral, _ = submit(uow)
+    event = new_event("cases", "case_reopened", "cumbria", {"referral_id": referral.referral_id, "case_id": CASE_ID})
+    with pytest.raises(ValueError):
+        services.record_case_events(uow, [event], "c")
+    assert not store.claimed
+
+
+@pytest.mark.parametrize("kind", list(EVENT_KINDS))
+def test_an_event_for_an_unknown_referral_fails_its_batch(uow, store, kind):
+    known, _ = submit(uow)
+    good, bad = EVENT_KINDS[kind](known.referral_id), EVENT_KINDS[kind](str(uuid.uuid4()))
+    with pytest.raises(LookupError, match="unknown referral"):
+        services.record_case_events(uow, [good, bad], "c")
+    assert store.referrals[known.referral_id].status == "received" and not store.claimed
+    assert not [a for a in store.audits if a["principal"] == "system:cases"]
+    assert services.record_case_events(uow, [good], "c") == {known.referral_id}
+    with pytest.raises(LookupError):
+        services.record_case_events(uow, [bad], "c")          # alone, it fails again: dead-lettered
+
+
+# Order independence: the events of one case, as the cases service would publish them.
+CASE_STORIES = {
+    # (decision or None, closure as (reason, after_rejection) or None) -> status in the natural order
+    (None, None): "case_opened",
+    ("accepted", None): "accepted",
+    ("rejected", None): "rejected",
+    ("accepted", ("completed", False)): "closed",
+    ("accepted", ("withdrawn", False)): "closed",
+    ("rejected", ("unsuitable", True)): "rejected",
+    ("rejected", ("declined", False)): "rejected",
+    (None, ("unable_to_contact", False)): "closed",
+    (None, ("terminated", True)): "rejected",
+}
+CONSUMERS = {"case_opened": "referrals.on_case_opened", "eligibility_decided": "referrals.on_eligibility_decided",
+             "case_closed": "referrals.on_case_closed"}
+
+
+def _story_events(referral_id, decision, closure):
+    events = [_case_opened(referral_id, CASE_ID)]
+    if decision:
+        events.append(_eligibility(referral_id, decision, "a reason"))
+    if closure:
+        events.append(_closed(referral_id, closure[0], after_rejection=closure[1]))
+    return events
+
+
+def _deliver(uow, batches):
+    for batch in batches:
+        services.record_case_events(uow, batch, CONSUMERS[batch[0].type])
+
+
+@given(story=st.sampled_from(sorted(CASE_STORIES, key=repr)), data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_any_interleaving_ends_where_the_natural_order_does(story, data):
+    decision, closure = story
+
+    def fresh_referral():
+        store = FakeStore()
+        uows = FakeUnitsOfWork(lambda: FakeUnitOfWork(store), {"referrals": {"advance_status"}})
+        referral, _ = submit(uows)
+        return store, uows, referral.referral_id
+
+    store, uows, rid = fresh_referral()
+    events = _story_events(rid, decision, closure)
+    _deliver(uows, [[e] for e in events])
+    natural = store.referrals[rid].status
+    assert natural == CASE_STORIES[story]
+
+    store, uows, rid = fresh_referral()
+    events = _story_events(rid, decision, closure)
+    # Each event at least once (redelivery may repeat it), in any order; consecutive events of one
+    # type may share a batch, as they would on their queue.
+    deliveries = data.draw(st.lists(st.sampled_from(events), max_size=2 * len(events)), label="redeliveries")
+    order = data.draw(st.permutations(events + deliveries), label="order")
+    batches: list[list] = []
+    for event in order:
+        if batches and batches[-1][0].type == event.type and data.draw(st.booleans(), label="same batch"):
+            batches[-1].append(event)
+        else:
+            batches.append([event])
+    _deliver(uows, batches)
+
+    assert store.referrals[rid].status == natural
+    assert store.referrals[rid].case_id == CASE_ID
+    # Each event moved the referral at most once, whatever was redelivered.
+    assert len(store.history[rid]) <= len(events)
+    assert len([a for a in store.audits if a["principal"] == "system:cases"]) == len(store.history[rid])
 
 
 # -- agencies and keys --------------------------------------------------------------------------

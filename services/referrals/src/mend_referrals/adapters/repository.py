@@ -36,11 +36,11 @@ REFERRAL_COLUMNS = ("referral_id", "agency_id", "county", "agency_reference", "r
 STATUS_OF = Statement("SELECT status, county FROM referrals WHERE referral_id = :referral_id")
 REFERRAL_STEP = InsertStep(referrals, REFERRAL_COLUMNS)
 HISTORY_STEP = InsertStep(referral_status_history, ("referral_id", "status", "at", "detail"))
-_status_steps: dict[tuple[str, str], UpdateStep] = {}
+_status_steps: dict[tuple[str | tuple[str, ...], str], UpdateStep] = {}
 
 
-def _status_step(from_status: str, to_status: str) -> UpdateStep:
-    """The referral moves only while it is still in from_status."""
+def _status_step(from_status: str | tuple[str, ...], to_status: str) -> UpdateStep:
+    """The referral moves only while it is still in from_status (or one of them, for a tuple)."""
     key = (from_status, to_status)
     if key not in _status_steps:
         _status_steps[key] = UpdateStep(referrals, match=("referral_id",), columns=("status", "updated_at", "case_id"),
@@ -110,16 +110,21 @@ class SqlReferralRepository:
         query = query.order_by(referrals.c.received_at.desc(), referrals.c.referral_id.desc()).limit(limit)
         return [self._from_row(row, False) for row in self.conn.execute(query)]
 
-    def advance_status_many(self, moves: list[tuple[str, str, str]], transition: tuple[str, str],
+    def advance_status_many(self, moves: list[tuple[str, str, str]], transition: tuple[str | tuple[str, ...], str],
                             at: datetime) -> set[str]:
         """Move each referral of moves (referral_id, case_id, detail) along transition, only
-        those still in transition[0], writing their history; returns the ids that moved."""
+        those still in transition[0] (a status, or a tuple of them), writing their history;
+        returns the ids that moved. A referral named twice moves once, by its first move."""
         from_status, to_status = transition
+        firsts: dict[str, tuple[str, str, str]] = {}
+        for move in moves:
+            firsts.setdefault(move[0], move)
+        first = list(firsts.values())
         moved = set(_status_step(from_status, to_status).update_now(self.conn, [
             {"referral_id": rid, "status": to_status, "updated_at": at, "case_id": case_id}
-            for rid, case_id, _ in moves], returning="referral_id"))
+            for rid, case_id, _ in first], returning="referral_id"))
         HISTORY_STEP.insert_now(self.conn, [{"referral_id": rid, "status": to_status, "at": at, "detail": detail}
-                                            for rid, _, detail in moves if rid in moved])
+                                            for rid, _, detail in first if rid in moved])
         return moved
 
     def existing(self, referral_ids: list[str]) -> set[str]:

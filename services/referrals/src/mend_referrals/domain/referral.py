@@ -14,8 +14,9 @@ from typing import Any
 
 from mend_common.errors import Violations
 
-from .vocabulary import (CONTACT_CHANNELS, ENHANCED_RIGHTS_VULNERABILITIES, INITIATORS, OFFENCE_CATEGORIES,
-                         OFFENCE_FLAGS, PARTICIPANT_ROLES, ReferralStatus, VULNERABILITIES)
+from .vocabulary import (CASE_CLOSURE_REASONS, CONTACT_CHANNELS, ELIGIBILITY_DECISIONS, ENHANCED_RIGHTS_VULNERABILITIES,
+                         INITIATORS, OFFENCE_CATEGORIES, OFFENCE_FLAGS, PARTICIPANT_ROLES, ReferralStatus,
+                         VULNERABILITIES)
 
 MAX_PARTICIPANTS = 20
 REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 /_.:#-]{0,63}$")
@@ -341,5 +342,118 @@ class Referral:
         return self.agency_id == agency_id
 
 
+# -- status: a referral follows its case --------------------------------------------------------
+# A transition is (the status or statuses it moves from, the status it moves to). The cases
+# service's events arrive on different queues, in any order, so every rule climbs one ladder:
+#     received < case_opened < accepted < closed < rejected
+# and moves a referral up to its status from every rung below, never down. The end state is then
+# the highest rung any of the events reached, whatever order they came in (tests check both).
+STATUS_LADDER = (ReferralStatus.RECEIVED, ReferralStatus.CASE_OPENED, ReferralStatus.ACCEPTED,
+                 ReferralStatus.CLOSED, ReferralStatus.REJECTED)
+
 # A case opening moves a received referral on; any later status already implies it.
 CASE_OPENED_TRANSITION = (ReferralStatus.RECEIVED, ReferralStatus.CASE_OPENED)
+ELIGIBILITY_ACCEPTED_TRANSITION = ((ReferralStatus.RECEIVED, ReferralStatus.CASE_OPENED), ReferralStatus.ACCEPTED)
+# A rejection wins over everything: even a case already closed ends as rejected.
+ELIGIBILITY_REJECTED_TRANSITION = ((ReferralStatus.RECEIVED, ReferralStatus.CASE_OPENED, ReferralStatus.ACCEPTED,
+                                    ReferralStatus.CLOSED), ReferralStatus.REJECTED)
+CASE_CLOSED_AFTER_REJECTION_TRANSITION = ELIGIBILITY_REJECTED_TRANSITION
+# A rejected referral stays rejected when its case closes.
+CASE_CLOSED_TRANSITION = ((ReferralStatus.RECEIVED, ReferralStatus.CASE_OPENED, ReferralStatus.ACCEPTED),
+                          ReferralStatus.CLOSED)
+
+MAX_DETAIL_CHARS = 2000
+
+
+class MalformedCaseEvent(ValueError):
+    """A case event this service cannot read (a poison message)."""
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """What one case event asks of its referral's status."""
+    referral_id: str
+    case_id: str
+    transition: tuple
+    detail: str         # kept in the referral's history: the referrer reads it
+    note: str           # the audit record's reason
+
+
+def case_event_change(event_type: str, payload: Any) -> StatusChange:
+    """Read a cases service event (case_opened, eligibility_decided, case_closed) as the status
+    change it asks for. Raises MalformedCaseEvent for any other type or a payload that breaks
+    the event's contract."""
+    reader = _CASE_EVENT_READERS.get(event_type)
+    if reader is None:
+        raise MalformedCaseEvent(f"{event_type!r} is not a case event a referral follows")
+    if not isinstance(payload, dict):
+        raise MalformedCaseEvent(f"{event_type} payload must be an object")
+    referral_id, case_id = payload.get("referral_id"), payload.get("case_id")
+    if not isinstance(referral_id, str) or not referral_id or not isinstance(case_id, str) or not case_id:
+        raise MalformedCaseEvent(f"{event_type} event lacks referral_id or case_id")
+    transition, detail, note = reader(payload, case_id)
+    return StatusChange(referral_id, case_id, transition, detail, note)
+
+
+def _case_opened(payload: dict, case_id: str) -> tuple[tuple, str, str]:
+    return CASE_OPENED_TRANSITION, f"case {case_id} opened", "case_opened"
+
+
+def _eligibility_decided(payload: dict, case_id: str) -> tuple[tuple, str, str]:
+    decision = _event_choice(payload, "decision", ELIGIBILITY_DECISIONS, "eligibility_decided")
+    reason = _event_text(payload, "reason", "eligibility_decided")
+    _event_moment(payload, "decided_at", "eligibility_decided")
+    if decision == "accepted":
+        return ELIGIBILITY_ACCEPTED_TRANSITION, "accepted for restorative justice", "eligibility_decided: accepted"
+    return ELIGIBILITY_REJECTED_TRANSITION, _not_accepted(reason), "eligibility_decided: rejected"
+
+
+def _not_accepted(reason: str) -> str:
+    # The same words whichever of eligibility_decided or case_closed arrives first.
+    return f"not accepted for restorative justice: {reason}" if reason else "not accepted for restorative justice"
+
+
+def _case_closed(payload: dict, case_id: str) -> tuple[tuple, str, str]:
+    reason = _event_choice(payload, "reason", CASE_CLOSURE_REASONS, "case_closed")
+    after_rejection = payload.get("after_rejection")
+    if not isinstance(after_rejection, bool):
+        raise MalformedCaseEvent("case_closed after_rejection must be true or false")
+    _event_moment(payload, "closed_at", "case_closed")
+    said = reason.replace("_", " ")
+    if after_rejection:
+        # The rejection reason travels with the closure too, so the referrer reads it even when
+        # this event is handled before eligibility_decided.
+        why = _event_text(payload, "rejection_reason", "case_closed") if "rejection_reason" in payload else ""
+        return (CASE_CLOSED_AFTER_REJECTION_TRANSITION, _not_accepted(why), f"case_closed: {reason}, after rejection")
+    return CASE_CLOSED_TRANSITION, f"case {case_id} closed ({said})", f"case_closed: {reason}"
+
+
+_CASE_EVENT_READERS = {
+    "case_opened": _case_opened,
+    "eligibility_decided": _eligibility_decided,
+    "case_closed": _case_closed,
+}
+
+
+def _event_choice(payload: dict, key: str, options: tuple[str, ...], event_type: str) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str) or value not in options:
+        raise MalformedCaseEvent(f"{event_type} {key} must be one of: {', '.join(options)}")
+    return value
+
+
+def _event_text(payload: dict, key: str, event_type: str) -> str:
+    """Free text from another service, made safe to keep and show: no control characters (a NUL
+    byte cannot even be stored in PostgreSQL), bounded."""
+    value = payload.get(key)
+    if not isinstance(value, str):
+        raise MalformedCaseEvent(f"{event_type} {key} must be a string")
+    return CONTROL_RE.sub("", value).strip()[:MAX_DETAIL_CHARS]
+
+
+def _event_moment(payload: dict, key: str, event_type: str) -> datetime:
+    value = payload.get(key)
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise MalformedCaseEvent(f"{event_type} {key} must be an ISO 8601 date and time") from None

@@ -13,6 +13,9 @@ VULNERABILITIES = (
 )
 CONTACT_CHANNELS = ("email", "phone", "sms", "letter", "via_referrer")
 OFFENCE_FLAGS = ("domestic_abuse", "sexual_offence", "hate_crime", "serious_violence")
+# Words of the cases service's events that a referral's status follows.
+ELIGIBILITY_DECISIONS = ("accepted", "rejected")
+CASE_CLOSURE_REASONS = ("completed", "declined", "unsuitable", "withdrawn", "unable_to_contact", "terminated")
 AGENCY_KINDS = ("police", "probation", "prison", "youth_offending_team", "victim_support", "court", "housing",
                 "self_referral", "other")
 

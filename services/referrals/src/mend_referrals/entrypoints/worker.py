@@ -17,3 +17,13 @@ class ReferralsWorker(WorkerBase):
     def on_case_opened(self, bodies):
         services.record_cases_opened(self.uow, [Envelope.from_dict(body) for body in bodies],
                                      "referrals.on_case_opened")
+
+    @event_batch_subscriber("cases", "eligibility_decided")
+    def on_eligibility_decided(self, bodies):
+        services.record_case_events(self.uow, [Envelope.from_dict(body) for body in bodies],
+                                    "referrals.on_eligibility_decided")
+
+    @event_batch_subscriber("cases", "case_closed")
+    def on_case_closed(self, bodies):
+        services.record_case_events(self.uow, [Envelope.from_dict(body) for body in bodies],
+                                    "referrals.on_case_closed")

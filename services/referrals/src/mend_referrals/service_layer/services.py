@@ -14,7 +14,7 @@ from mend_common.envelope import Envelope, new_event
 from mend_common.errors import Conflict, FieldViolation, NotFound, PermissionDenied, Unauthenticated, ValidationFailed, Violations
 from prometheus_client import Counter
 
-from ..domain.referral import CASE_OPENED_TRANSITION, Referral, parse_draft
+from ..domain.referral import STATUS_LADDER, Referral, StatusChange, case_event_change, parse_draft
 from ..domain.vocabulary import AGENCY_KINDS, ReferralStatus
 
 log = logging.getLogger(__name__)
@@ -149,39 +149,57 @@ def list_referrals(uow_factory: Callable, principal: Principal, *, page_size: in
 
 def record_case_opened(uow_factory: Callable, envelope: Envelope, consumer: str) -> bool:
     """Handle one case_opened; returns whether the referral's status moved."""
-    return bool(record_cases_opened(uow_factory, [envelope], consumer))
+    return bool(record_case_events(uow_factory, [envelope], consumer))
 
 
 def record_cases_opened(uow_factory: Callable, envelopes: list[Envelope], consumer: str) -> set[str]:
-    """Handle a batch of case_opened events in one transaction: each referral's status follows
-    its case. Idempotent: returns the referrals whose status moved (not those of a redelivered
-    event, nor a referral already further on). An event for a referral this service never
-    stored fails the whole batch (nothing is written), so the worker retries its events one by
-    one and that one alone ends in the dead-letter queue."""
-    moves: dict[str, tuple[Envelope, str, str]] = {}
+    """A batch of case_opened events; see record_case_events."""
+    return record_case_events(uow_factory, envelopes, consumer)
+
+
+def record_case_events(uow_factory: Callable, envelopes: list[Envelope], consumer: str) -> set[str]:
+    """Handle a batch of the cases service's events (case_opened, eligibility_decided,
+    case_closed) in one transaction: each referral's status follows its case by the rules of
+    domain.referral, which reach the same end state whatever order the events arrive in.
+    Idempotent: returns the referrals whose status moved (not those of a redelivered event, nor
+    a referral the rules leave where it is). A malformed event, or one for a referral this
+    service never stored, fails the whole batch (nothing is written), so the worker retries its
+    events one by one and that one alone ends in the dead-letter queue."""
+    changes: dict[str, tuple[Envelope, StatusChange]] = {}
     for envelope in envelopes:
-        referral_id, case_id = envelope.payload.get("referral_id"), envelope.payload.get("case_id")
-        if not isinstance(referral_id, str) or not referral_id or not isinstance(case_id, str) or not case_id:
-            raise ValueError("case_opened event lacks referral_id or case_id")
-        moves.setdefault(envelope.event_id, (envelope, referral_id, case_id))
+        if envelope.event_id not in changes:
+            changes[envelope.event_id] = (envelope, case_event_change(envelope.type, envelope.payload))
+    applied: list[tuple[Envelope, StatusChange]] = []
     with uow_factory() as uow:
-        claimed = uow.claim_events(consumer, list(moves))
-        fresh = [moves[event_id] for event_id in moves if event_id in claimed]
-        moved = uow.referrals.advance_status_many(
-            [(rid, case_id, f"case {case_id} opened") for _, rid, case_id in fresh], CASE_OPENED_TRANSITION, _now())
-        unknown = {rid for _, rid, _ in fresh if rid not in moved} - uow.referrals.existing(
-            [rid for _, rid, _ in fresh if rid not in moved])
+        claimed = uow.claim_events(consumer, list(changes))
+        fresh = [changes[event_id] for event_id in changes if event_id in claimed]
+        by_transition: dict[tuple, list[tuple[Envelope, StatusChange]]] = {}
+        for envelope, change in fresh:
+            by_transition.setdefault(change.transition, []).append((envelope, change))
+        at = _now()
+        # One statement per transition. Lower rungs first: a referral that climbs twice in one
+        # batch keeps both steps in its history (the end state is the same either way).
+        for transition in sorted(by_transition, key=lambda t: STATUS_LADDER.index(t[1])):
+            group = by_transition[transition]
+            moved = uow.referrals.advance_status_many(
+                [(change.referral_id, change.case_id, change.detail) for _, change in group], transition, at)
+            for envelope, change in group:
+                if change.referral_id in moved:      # moved by its first event in the group
+                    moved.discard(change.referral_id)
+                    applied.append((envelope, change))
+        still = {change.referral_id for _, change in fresh} - {change.referral_id for _, change in applied}
+        unknown = still - uow.referrals.existing(sorted(still))
         if unknown:
-            raise LookupError(f"case_opened for unknown referral {sorted(unknown)[0]}")
-        for envelope, rid, case_id in fresh:
-            if rid in moved:
-                uow.audit("system:cases", "referral.case_opened", "referral", rid, envelope.county,
-                          correlation_id=envelope.correlation_id)
-    for envelope, rid, case_id in fresh:
-        if rid in moved:
-            REFERRAL_STATUS_CHANGES.labels(CASE_OPENED_TRANSITION[1]).inc()
-            log.info("referral %s: case %s opened", rid, case_id, extra={"correlation_id": envelope.correlation_id})
-    return moved
+            envelope, change = next((e, c) for e, c in fresh if c.referral_id in unknown)
+            raise LookupError(f"{envelope.type} for unknown referral {change.referral_id}")
+        for envelope, change in applied:
+            uow.audit("system:cases", f"referral.{change.transition[1]}", "referral", change.referral_id,
+                      envelope.county, reason=change.note, correlation_id=envelope.correlation_id)
+    for envelope, change in applied:
+        REFERRAL_STATUS_CHANGES.labels(change.transition[1]).inc()
+        log.info("referral %s now %s (%s, case %s)", change.referral_id, change.transition[1], change.note,
+                 change.case_id, extra={"correlation_id": envelope.correlation_id})
+    return {change.referral_id for _, change in applied}
 
 
 # -- agencies and credentials ---------------------------------------------------------------
