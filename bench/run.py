@@ -6,6 +6,7 @@
    with fewer clients (throughput against latency).
 3. Latency at the target rate (a tenth of the ceiling), Poisson arrivals, open loop.
 4. CPU per SubmitReferral in Mend's own code, one thread: the steadiest figure, for optimising.
+5. Case search (services.list_cases) at 100k cases on PostgreSQL: p50/p99 of eight query shapes.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from case_search import measure as measure_case_search, report as report_case_search  # noqa: E402
 from intake_cpu import measure as measure_intake_cpu  # noqa: E402
 from kombu_ceiling import measure_ceiling  # noqa: E402
 from referral_throughput import measure  # noqa: E402
@@ -32,6 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("MEND_BENCH_SECONDS", 20)))
     parser.add_argument("--case-workers", type=int, default=1)
     parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--search-cases", type=int, default=100_000)
     args = parser.parse_args(argv)
 
     load = os.getloadavg()[0]
@@ -81,11 +84,15 @@ def main(argv=None) -> int:
     code = measure_intake_cpu()
     print(f"\n[4] SubmitReferral through Mend's own code, one thread, no network (the figure to watch "
           f"when optimising)\n    {code['cpu_ms_per_call']:.3f} ms CPU per call")
+    print(f"\n[5] case search at {args.search_cases // 1000}k cases (services.list_cases on PostgreSQL, one thread, "
+          f"randomised parameters)")
+    search = measure_case_search(cases=args.search_cases, log=print)
+    report_case_search(search)
     out = Path("var/bench")
     out.mkdir(parents=True, exist_ok=True)
     report = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_at_start": load,
               "ceiling": ceiling, "referral_intake": result, "ratio": ratio, "end_to_end_per_s": end_to_end,
-              "intake_code_cpu": code}
+              "intake_code_cpu": code, "case_search": search}
     (out / "latest.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"    full figures: {out / 'latest.json'}")
     return 0

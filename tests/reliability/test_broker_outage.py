@@ -12,7 +12,7 @@ from mend.referrals.v1 import referrals_pb2
 from mend_cli.pytest_stack import make_tenant, referral_draft
 from mend_common.testing.plugin import RABBIT_HOST, RabbitVhost
 from tests.support.mend import cases_per_referral, list_all_cases, scalar
-from tests.support.stacks import start_stack_on
+from mend_cli.pytest_stack import start_stack_on, stop_stack
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
 
@@ -27,14 +27,14 @@ def proxied(request, tmp_path_factory):
     vhost = RabbitVhost(f"mend-test-{uuid.uuid4().hex[:10]}").create()
     through_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost.name}"
     try:
-        stack = start_stack_on(vhost, tmp_path_factory, request, request.param,
+        stack = start_stack_on(vhost, tmp_path_factory, request.param,
                                service_env={"referrals": {"MEND_AMQP_URI": through_proxy}})
     except Exception:
         proxy.close()
         vhost.delete()
         raise
     yield stack, proxy
-    stack.stop()
+    stop_stack(stack)
     proxy.close()
     vhost.delete()
 

@@ -41,7 +41,9 @@ def every_method():
 
 
 ALL_METHODS = list(every_method())
-assert len(ALL_METHODS) == 9
+# A new method must be added here on purpose, after checking the tests below cover it.
+assert len(ALL_METHODS) == 25
+CASE_METHODS = [(m, r) for s, _, m, r in ALL_METHODS if s == "cases"]
 
 
 def code_of(call) -> grpc.StatusCode:
@@ -268,6 +270,44 @@ def test_staff_of_another_county_see_nothing(stack, tenant):
     assert tenant.cases_client("coordinator").get(case_id).referral_id == referral_id
     inside = ReferralsClient(stack.grpc_target("referrals"), token=tenant.staff_token("coordinator"))
     assert inside.get(referral_id).case_id == case_id
+
+
+@pytest.mark.parametrize("roles,subject", [
+    (["coordinator", "manager", "auditor"], "outsider"),   # another county
+    (["facilitator"], "not-allocated"),                    # this county, not allocated
+    (["admin"], "it-admin"),                               # this county, IT
+])
+def test_no_case_method_reveals_or_changes_a_case_the_caller_may_not_see(stack, tenant, roles, subject):
+    """Every CaseService method, each field of the case filled in plausibly, for a caller who may
+    not see the case: never OK, never a hint that it exists, and the case unchanged."""
+    _, case_id = _opened_case(tenant)
+    counties = [f"county-{uuid.uuid4().hex[:8]}"] if subject == "outsider" else [tenant.county]
+    token = stack.token(roles, counties, subject=subject)
+    stub = cases_pb2_grpc.CaseServiceStub(grpc.insecure_channel(stack.grpc_target("cases")))
+    before = tenant.cases_client("coordinator").get(case_id)
+    plausible = {"case_id": case_id, "participant_id": before.participants[0].participant_id,
+                 "status": "given", "method": "verbal", "body": "a note", "reason": "because", "kind": "apology",
+                 "accepted": True, "facts_acknowledged": True, "to_stage": cases_pb2.STAGE_ELIGIBILITY,
+                 "role": "supporter", "given_name": "Sam", "facilitator_ids": [subject], "description": "x",
+                 "owner_participant_id": before.participants[0].participant_id, "due_on": "2030-01-01",
+                 "satisfaction": "satisfied", "hold": True}
+    for method, request_class in CASE_METHODS:
+        fields = {k: v for k, v in plausible.items() if k in request_class.DESCRIPTOR.fields_by_name}
+        if method == "ChooseIntervention":
+            fields["kind"] = "direct_conference"
+        if method == "UpdateOutcomeItem":
+            fields.update(item_id=str(uuid.uuid4()), status="completed")
+        if method == "CloseCase":
+            fields["reason"] = "withdrawn"
+        code = code_of(lambda: getattr(stub, method)(request_class(**fields),
+                                                     metadata=(("authorization", f"Bearer {token}"),), timeout=10))
+        if method == "ListCases":
+            assert code in (OK, PERMISSION_DENIED)   # lists only what the caller may see: checked elsewhere
+            continue
+        assert code in (NOT_FOUND, PERMISSION_DENIED), f"{method} gave {code} to {roles}"
+    after = tenant.cases_client("coordinator").get(case_id)
+    assert (after.stage, len(after.participants), len(after.history)) == \
+        (before.stage, len(before.participants), len(before.history))
 
 
 def test_a_facilitator_sees_only_allocated_cases(stack, tenant):

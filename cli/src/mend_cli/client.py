@@ -65,19 +65,91 @@ class ReferralsClient:
                                        timeout=self.timeout).revoked
 
 
+STAGE_ENUM = cases_pb2.DESCRIPTOR.enum_types_by_name["Stage"]
+
+
+def stage_number(stage: str) -> int:
+    """The Stage enum number of a plain stage name ("consent" -> STAGE_CONSENT); 0 if unknown."""
+    return plain_to_enum(STAGE_ENUM, stage)
+
+
 class CasesClient:
     def __init__(self, target: str, *, token: str | None = None, api_key: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT):
-        self.channel = grpc.insecure_channel(target)
+                 timeout: float = DEFAULT_TIMEOUT, channel: grpc.Channel | None = None):
+        self.channel = channel or grpc.insecure_channel(target)
         self.stub = cases_pb2_grpc.CaseServiceStub(self.channel)
         self.md = _metadata(api_key, token)
         self.timeout = timeout
 
-    def get(self, case_id: str) -> cases_pb2.Case:
-        return self.stub.GetCase(cases_pb2.GetCaseRequest(case_id=case_id), metadata=self.md, timeout=self.timeout)
+    def close(self) -> None:
+        self.channel.close()
 
-    def list(self, county: str = "", stage: str = "", page_size: int = 50, page_token: str = "") -> cases_pb2.ListCasesResponse:
-        stage_enum = cases_pb2.DESCRIPTOR.enum_types_by_name["Stage"]
-        return self.stub.ListCases(cases_pb2.ListCasesRequest(
-            county=county, stage=plain_to_enum(stage_enum, stage), page_size=page_size, page_token=page_token),
-            metadata=self.md, timeout=self.timeout)
+    def _call(self, method: str, request):
+        return getattr(self.stub, method)(request, metadata=self.md, timeout=self.timeout)
+
+    def get(self, case_id: str) -> cases_pb2.Case:
+        return self._call("GetCase", cases_pb2.GetCaseRequest(case_id=case_id))
+
+    def list(self, county: str = "", stage: str = "", page_size: int = 50, page_token: str = "", *,
+             facilitator_id: str = "", clock_due_by: str = "", breached_only: bool = False) -> cases_pb2.ListCasesResponse:
+        return self._call("ListCases", cases_pb2.ListCasesRequest(
+            county=county, stage=stage_number(stage), page_size=page_size, page_token=page_token,
+            facilitator_id=facilitator_id, clock_due_by=clock_due_by, breached_only=breached_only))
+
+    def decide_eligibility(self, case_id: str, accepted: bool, facts_acknowledged: bool = False,
+                           reason: str = "") -> cases_pb2.Case:
+        return self._call("DecideEligibility", cases_pb2.DecideEligibilityRequest(
+            case_id=case_id, accepted=accepted, facts_acknowledged=facts_acknowledged, reason=reason))
+
+    def move_stage(self, case_id: str, to_stage: str, reason: str = "") -> cases_pb2.Case:
+        return self._call("MoveStage", cases_pb2.MoveStageRequest(case_id=case_id, to_stage=stage_number(to_stage),
+                                                                  reason=reason))
+
+    def choose_intervention(self, case_id: str, kind: str) -> cases_pb2.Case:
+        return self._call("ChooseIntervention", cases_pb2.ChooseInterventionRequest(case_id=case_id, kind=kind))
+
+    def record_consent(self, case_id: str, participant_id: str, status: str, method: str = "", at: str = "",
+                       note: str = "") -> cases_pb2.Case:
+        return self._call("RecordConsent", cases_pb2.RecordConsentRequest(
+            case_id=case_id, participant_id=participant_id, status=status, method=method, at=at, note=note))
+
+    def record_information_offered(self, case_id: str, participant_id: str) -> cases_pb2.Case:
+        return self._call("RecordInformationOffered",
+                          cases_pb2.ParticipantActionRequest(case_id=case_id, participant_id=participant_id))
+
+    def record_support_referral(self, case_id: str, participant_id: str) -> cases_pb2.Case:
+        return self._call("RecordSupportReferral",
+                          cases_pb2.ParticipantActionRequest(case_id=case_id, participant_id=participant_id))
+
+    def add_note(self, case_id: str, body: str, corrects_note_id: str = "") -> cases_pb2.Note:
+        return self._call("AddNote", cases_pb2.AddNoteRequest(case_id=case_id, body=body,
+                                                              corrects_note_id=corrects_note_id))
+
+    def list_notes(self, case_id: str) -> cases_pb2.ListNotesResponse:
+        return self._call("ListNotes", cases_pb2.ListNotesRequest(case_id=case_id))
+
+    def allocate_facilitators(self, case_id: str, facilitator_ids: list[str], reason: str = "") -> cases_pb2.Case:
+        return self._call("AllocateFacilitators", cases_pb2.AllocateFacilitatorsRequest(
+            case_id=case_id, facilitator_ids=facilitator_ids, reason=reason))
+
+    def add_outcome_item(self, case_id: str, kind: str, description: str, owner_participant_id: str,
+                         due_on: str) -> cases_pb2.Case:
+        return self._call("AddOutcomeItem", cases_pb2.AddOutcomeItemRequest(
+            case_id=case_id, kind=kind, description=description, owner_participant_id=owner_participant_id,
+            due_on=due_on))
+
+    def update_outcome_item(self, case_id: str, item_id: str, status: str) -> cases_pb2.Case:
+        return self._call("UpdateOutcomeItem", cases_pb2.UpdateOutcomeItemRequest(case_id=case_id, item_id=item_id,
+                                                                                  status=status))
+
+    def record_no_agreement(self, case_id: str, reason: str) -> cases_pb2.Case:
+        return self._call("RecordNoAgreement", cases_pb2.RecordNoAgreementRequest(case_id=case_id, reason=reason))
+
+    def record_follow_up(self, case_id: str, satisfaction: str, support_given: str = "",
+                         signposted_to: list[str] | None = None) -> cases_pb2.Case:
+        return self._call("RecordFollowUp", cases_pb2.RecordFollowUpRequest(
+            case_id=case_id, satisfaction=satisfaction, support_given=support_given,
+            signposted_to=signposted_to or []))
+
+    def close_case(self, case_id: str, reason: str, note: str = "") -> cases_pb2.Case:
+        return self._call("CloseCase", cases_pb2.CloseCaseRequest(case_id=case_id, reason=reason, note=note))

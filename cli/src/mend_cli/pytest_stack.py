@@ -7,42 +7,61 @@ from dataclasses import dataclass
 
 import pytest
 
-from mend_common.testing.plugin import RabbitVhost
+from mend_common.testing.plugin import PostgresDatabase, RabbitVhost
 
 from .client import CasesClient, ReferralsClient
 from .stack import MendStack
 
 # Fast retries in tests; the attempts limit stays a real, checked number.
 TEST_ENV = {"MEND_RETRY_DELAY_MS": "200", "MEND_MAX_DELIVERY_ATTEMPTS": "3", "MEND_API_KEY_CACHE_SECONDS": "0",
-            "MEND_LOG_LEVEL": "INFO"}
+            "MEND_LOG_LEVEL": "INFO",
+            # The overdue-item and Victims' Code sweep runs every second, so tests see it work.
+            "MEND_CASES_SWEEP_SECONDS": "1", "MEND_CASES_REMOTE_TIMEOUT_SECONDS": "2"}
 
 
-def start_stack(tmp_path_factory, request, backend: str, **kwargs) -> tuple[MendStack, RabbitVhost]:
-    vhost = RabbitVhost(f"mend-test-{uuid.uuid4().hex[:10]}").create()
-    database_url = None
-    if backend == "postgresql":
-        database_url = request.getfixturevalue("postgres_database").url
+def start_stack_on(vhost: RabbitVhost, tmp_path_factory, backend: str, **kwargs) -> MendStack:
+    """Start a region on an existing vhost, with a PostgreSQL database of its own (so no event left
+    in an earlier region's outbox reaches this one). The caller ends it with stop_stack."""
+    database = PostgresDatabase(f"mend_stack_{uuid.uuid4().hex[:10]}").create() if backend == "postgresql" else None
     env = dict(TEST_ENV)
     env.update(kwargs.pop("extra_env", {}))
     stack = MendStack(var_dir=tmp_path_factory.mktemp(f"stack-{backend}"), amqp_uri=vhost.uri,
-                      database_url=database_url, extra_env=env, **kwargs)
+                      database_url=database.url if database else None, extra_env=env, **kwargs)
+    stack.vhost, stack.backend, stack.private_database = vhost, backend, database
     try:
         stack.start()
     except Exception:
+        stop_stack(stack)
+        raise
+    return stack
+
+
+def stop_stack(stack: MendStack) -> None:
+    """Stop the region's processes and drop its database (the vhost is the caller's)."""
+    try:
+        stack.stop()
+    finally:
+        if stack.private_database is not None:
+            stack.private_database.drop()
+
+
+def start_stack(tmp_path_factory, backend: str, **kwargs) -> MendStack:
+    """A region on a vhost of its own; stop_stack and vhost.delete() end it."""
+    vhost = RabbitVhost(f"mend-test-{uuid.uuid4().hex[:10]}").create()
+    try:
+        return start_stack_on(vhost, tmp_path_factory, backend, **kwargs)
+    except Exception:
         vhost.delete()
         raise
-    return stack, vhost
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def stack(request, tmp_path_factory):
     """A running region (referrals and cases, api and worker each) for one test module."""
-    running, vhost = start_stack(tmp_path_factory, request, request.param)
-    running.vhost = vhost
-    running.backend = request.param
+    running = start_stack(tmp_path_factory, request.param)
     yield running
-    running.stop()
-    vhost.delete()
+    stop_stack(running)
+    running.vhost.delete()
 
 
 @dataclass

@@ -63,6 +63,8 @@ class MendStack:
             "MEND_VAR_DIR": str(self.var_dir),
             f"MEND_{service.upper()}_DATABASE_URL": self.database_for(service),
             "MEND_TOKEN_PUBLIC_KEY_FILE": str(self.public_key),
+            # What this service shows when it asks another over nameko RPC (a secret in production).
+            "MEND_SERVICE_TOKEN": self.issuer.issue_service(service),
             "MEND_RELAY_ENABLED": "true" if self.relay_in_api else "false",
             "PYTHONUNBUFFERED": "1",
         })
