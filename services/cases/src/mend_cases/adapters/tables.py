@@ -35,6 +35,9 @@ cases = Table(
 )
 Index("ix_cases_county_stage_opened", cases.c.county, cases.c.stage, cases.c.opened_at)
 Index("ix_cases_county_opened", cases.c.county, cases.c.opened_at)
+# Newest first across several counties (a manager's search): the search's own order, so the scan
+# stops after a page instead of sorting every case of those counties.
+Index("ix_cases_opened_case", cases.c.opened_at, cases.c.case_id)
 
 case_participants = Table(
     "case_participants", metadata,
