@@ -1,18 +1,27 @@
 """Build-time check of the Mend image, run by deploy/Dockerfile in the builder stage.
 
 Fails the build, not a pod, when the installed image could not run a Mend process: a console
-script missing, gRPC stubs not importable, a service not registered, or a service's Alembic
-migrations not where its definition says (installed packages must carry them).
+script missing, gRPC stubs not importable, a service not registered, a service's Alembic
+migrations not where its definition says, or a package's run-time data files (the risk rules)
+not installed (installed packages must carry them).
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import shutil
 import sys
+from pathlib import Path
 
-SERVICES = ("referrals", "cases")
+SERVICES = ("referrals", "cases", "risk")
 COMMANDS = ("mend-api", "mend-worker", "mend-relay", "mend-migrate")
-STUBS = ("mend.referrals.v1.referrals_pb2_grpc", "mend.cases.v1.cases_pb2_grpc")
+STUBS = (
+    "mend.referrals.v1.referrals_pb2_grpc",
+    "mend.cases.v1.cases_pb2_grpc",
+    "mend.risk.v1.risk_pb2_grpc",
+)
+# Data files a package reads at run time (setuptools package-data): package -> glob patterns.
+PACKAGE_DATA = {"mend_risk": ("domain/rules/*.json",)}
 
 
 def main() -> int:
@@ -25,6 +34,22 @@ def main() -> int:
             importlib.import_module(module)
         except ImportError as exc:
             problems.append(f"gRPC stubs: cannot import {module}: {exc}")
+    for package, patterns in PACKAGE_DATA.items():
+        try:
+            spec = importlib.util.find_spec(package)
+        except ImportError as exc:
+            problems.append(f"package {package} is not importable: {exc}")
+            continue
+        if spec is None or not spec.submodule_search_locations:
+            problems.append(f"package {package} is not installed")
+            continue
+        root = Path(list(spec.submodule_search_locations)[0])
+        for pattern in patterns:
+            if not any(root.glob(pattern)):
+                problems.append(
+                    f"package {package}: no {pattern} in {root}; add it to the package-data "
+                    "in its pyproject.toml so a non-editable install carries it"
+                )
     try:
         from mend_common.registry import load_definition
     except ImportError as exc:

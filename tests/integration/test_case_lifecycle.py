@@ -1,86 +1,27 @@
 """The case lifecycle over the running region: real gRPC, RabbitMQ, nameko workers and a database
 (each module runs on SQLite and on PostgreSQL). The referrer's status follows the coordinator's
-decisions; questions to the risk service and the facilitator register fail closed when nobody
-answers; other services ask the cases worker over nameko RPC with a service token; the worker's
-timer flags Victims' Code breaches."""
+decisions; moves that need risk cleared ask the real risk service, and the facilitator register
+(a stand-in until the scheduling service exists) fails closed when nobody answers; other services
+ask the cases worker over nameko RPC with a service token; the worker's timer flags Victims' Code
+breaches."""
 from __future__ import annotations
 
 import sys
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from mend.cases.v1 import cases_pb2 as pb
-from mend.cases.v1 import cases_pb2_grpc
 from mend.referrals.v1 import referrals_pb2
-from mend_cli.pytest_stack import referral_draft
 from mend_common.rpc import RpcClient, RpcError
 from mend_common.testing.processes import ManagedProcess
+from tests.support.case_flow import Cases, assess_everyone, opened_case, parties, refused, to_risk_and_safety
 from tests.support.mend import metric_value
 from tests.support.waiting import wait_for
 
 STANDINS = Path(__file__).resolve().parents[1] / "support" / "standin_services.py"
-
-
-class Cases:
-    """The CaseService stub with a staff token."""
-
-    def __init__(self, tenant, *roles, subject="coord-1"):
-        self.channel = grpc.insecure_channel(tenant.stack.grpc_target("cases"))
-        self.stub = cases_pb2_grpc.CaseServiceStub(self.channel)
-        self.md = (("authorization", f"Bearer {tenant.staff_token(*(roles or ('coordinator',)), subject=subject)}"),)
-
-    def __getattr__(self, method):
-        call = getattr(self.stub, method)
-        request_type = getattr(pb, f"{method}Request", None) or {
-            "RecordInformationOffered": pb.ParticipantActionRequest,
-            "RecordSupportReferral": pb.ParticipantActionRequest}.get(method)
-        if request_type is None:
-            request_type = {"GetCase": pb.GetCaseRequest}[method]
-        return lambda **fields: call(request_type(**fields), metadata=self.md, timeout=15)
-
-
-def refused(call) -> tuple[grpc.StatusCode, str, list]:
-    """The status of a refused call, with its PreconditionFailure or BadRequest entries."""
-    with pytest.raises(grpc.RpcError) as err:
-        call()
-    status = rpc_status.from_call(err.value)
-    details = []
-    for any_detail in (status.details if status else []):
-        for kind in (error_details_pb2.PreconditionFailure, error_details_pb2.BadRequest):
-            if any_detail.Is(kind.DESCRIPTOR):
-                message = kind()
-                any_detail.Unpack(message)
-                details += [(v.type, v.description) for v in getattr(message, "violations", [])]
-                details += [(v.field, v.description) for v in getattr(message, "field_violations", [])]
-    return err.value.code(), err.value.details(), details
-
-
-def opened_case(tenant, **overrides) -> tuple[str, str]:
-    agency = tenant.agency_client()
-    submitted = agency.submit(referral_draft(tenant.county, **overrides), request_id=f"req-{uuid.uuid4().hex}")
-    case_id = wait_for(lambda: agency.get(submitted.referral_id).case_id)
-    return submitted.referral_id, case_id
-
-
-def parties(case: pb.Case) -> dict[str, str]:
-    return {p.role: p.participant_id for p in case.participants}
-
-
-def to_risk_and_safety(cases: Cases, case_id: str) -> pb.Case:
-    case = cases.DecideEligibility(case_id=case_id, accepted=True, facts_acknowledged=True, reason="suitable")
-    people = parties(case)
-    for role in ("victim", "responsible_person"):
-        cases.RecordInformationOffered(case_id=case_id, participant_id=people[role])
-    cases.MoveStage(case_id=case_id, to_stage=pb.STAGE_CONSENT, reason="information given")
-    for role in ("victim", "responsible_person"):
-        cases.RecordConsent(case_id=case_id, participant_id=people[role], status="given", method="written")
-    return cases.MoveStage(case_id=case_id, to_stage=pb.STAGE_RISK_AND_SAFETY)
 
 
 def test_the_referrer_sees_acceptance_and_rejection(tenant):
@@ -125,13 +66,15 @@ def test_bad_input_names_the_field_and_the_rule(tenant):
         ("transition_allowed", "a case at referral_received cannot move to consent (next stages: eligibility)")]
 
 
-def test_without_the_risk_service_or_the_register_nothing_proceeds(tenant):
+def test_without_an_approved_assessment_or_the_register_nothing_proceeds(tenant):
     cases = Cases(tenant)
     _, case_id = opened_case(tenant)
     to_risk_and_safety(cases, case_id)
     code, message, details = refused(lambda: cases.MoveStage(case_id=case_id, to_stage=pb.STAGE_PREPARATION))
     assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert details[0][0] == "risk_assessment_approved" and "risk service could not confirm" in details[0][1]
+    # The risk service answered: nobody has been assessed yet.
+    assert {rule for rule, _ in details} == {"risk_assessment_approved"}
+    assert "no current approved risk assessment" in details[0][1]
     code, message, _ = refused(lambda: cases.AllocateFacilitators(case_id=case_id, facilitator_ids=["fac-advanced"]))
     assert code == grpc.StatusCode.UNAVAILABLE and "facilitator register" in message
     assert cases.GetCase(case_id=case_id).stage == pb.STAGE_RISK_AND_SAFETY
@@ -139,7 +82,7 @@ def test_without_the_risk_service_or_the_register_nothing_proceeds(tenant):
 
 @pytest.fixture
 def standins(tenant, tmp_path):
-    """The risk and scheduling stand-ins, on this region's broker, for one test."""
+    """The scheduling stand-in (the facilitator register), on this region's broker, for one test."""
     stack = tenant.stack
     process = ManagedProcess("standins", [sys.executable, str(STANDINS), stack.amqp_uri, str(stack.public_key),
                                           tenant.county],
@@ -149,7 +92,7 @@ def standins(tenant, tmp_path):
 
     def answering():
         try:
-            return client.call("risk", "callers") is not None
+            return client.call("scheduling", "callers") is not None
         except RpcError:
             return False
     try:
@@ -165,11 +108,18 @@ def test_with_risk_cleared_and_a_fit_facilitator_the_case_goes_on(tenant, standi
     _, case_id = opened_case(tenant, offence={"type": "assault", "category": "violence_against_the_person",
                                               "date": "2026-09-14", "reported_date": "2026-09-15",
                                               "serious_violence": True})
-    to_risk_and_safety(cases, case_id)
+    case = to_risk_and_safety(cases, case_id)
+    assessor = tenant.risk_client("coordinator", subject="coord-1")
+    # Serious violence makes the case sensitive: the assessment waits for a manager, and until
+    # then the risk service does not clear the move.
+    waiting = assessor.assess(case_id, parties(case)["victim"],
+                              [{"kind": "emotional_harm", "severity": "medium", "source": "victim_support"}])
+    assert waiting.status == "awaiting_approval" and waiting.needs_approval
+    code, _, details = refused(lambda: cases.MoveStage(case_id=case_id, to_stage=pb.STAGE_PREPARATION))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and details[0][0] == "risk_assessment_approved"
+    assess_everyone(tenant, case)
     case = cases.MoveStage(case_id=case_id, to_stage=pb.STAGE_PREPARATION, reason="assessed")
     assert case.stage == pb.STAGE_PREPARATION
-    # The risk service saw the cases service's own service token.
-    assert "service:cases" in standins.call("risk", "callers")
 
     code, _, details = refused(lambda: cases.AllocateFacilitators(
         case_id=case_id, facilitator_ids=["fac-foundation", "fac-inactive"]))
@@ -177,6 +127,8 @@ def test_with_risk_cleared_and_a_fit_facilitator_the_case_goes_on(tenant, standi
     assert {rule for rule, _ in details} == {"facilitator_training", "facilitator_active"}
     case = cases.AllocateFacilitators(case_id=case_id, facilitator_ids=["fac-advanced"], reason="experienced")
     assert [a.facilitator_id for a in case.facilitators] == ["fac-advanced"]
+    # The register saw the cases service's own service token.
+    assert "service:cases" in standins.call("scheduling", "callers")
 
     facilitator = Cases(tenant, "facilitator", subject="fac-advanced")
     assert facilitator.GetCase(case_id=case_id).case_id == case_id
@@ -191,6 +143,11 @@ def test_with_risk_cleared_and_a_fit_facilitator_the_case_goes_on(tenant, standi
     assert [n.corrects_note_id for n in notes] == ["", note.note_id]
     assert refused(lambda: facilitator.MoveStage(case_id=case_id, to_stage=pb.STAGE_INTERVENTION))[0] \
         == grpc.StatusCode.PERMISSION_DENIED
+    # Entering preparation made the risk-and-safety assessments lapse: a new one is due there
+    # (the risk worker follows stage_changed).
+    risk = tenant.risk_client("coordinator", subject="coord-1")
+    wait_for(lambda: not risk.list(case_id, current_only=True))
+    assert {a.status for a in risk.list(case_id)} == {"expired", "superseded"}
 
 
 def test_other_services_ask_over_rpc_with_a_service_token(tenant):

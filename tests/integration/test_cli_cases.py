@@ -83,10 +83,10 @@ def test_a_coordinator_works_a_case_from_the_command_line(tenant, capsys):
     assert out.count("consent: given, verbal") == 2
     assert "stage risk_and_safety" in cli.ok("move", case_id, "risk_and_safety")
 
-    # No risk service runs in this region: the move that needs its clearance is refused, saying why.
+    # Nobody has been assessed yet: the risk service does not clear the move, and the CLI says why.
     code, _, err = cli("move", case_id, "preparation")
     assert code != 0 and "FAILED_PRECONDITION" in err
-    assert "risk_assessment_approved: no approved risk assessment" in err
+    assert "risk_assessment_approved: no current approved risk assessment" in err
 
     # Actions that belong to later stages, or need the facilitator register, are refused with the reason.
     assert "intervention: direct_conference" in cli.ok("intervention", case_id, "direct_conference")

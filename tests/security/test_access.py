@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from mend.cases.v1 import cases_pb2, cases_pb2_grpc
+from mend.risk.v1 import risk_pb2, risk_pb2_grpc
 from mend.referrals.v1 import referrals_pb2, referrals_pb2_grpc
 from mend_cli.client import CasesClient, ReferralsClient
 from mend_cli.pytest_stack import referral_draft
@@ -31,6 +32,7 @@ SERVICES = [  # (service, proto module, stub class, service name)
     ("referrals", referrals_pb2, referrals_pb2_grpc.ReferralServiceStub, "ReferralService"),
     ("referrals", referrals_pb2, referrals_pb2_grpc.AgencyAdminServiceStub, "AgencyAdminService"),
     ("cases", cases_pb2, cases_pb2_grpc.CaseServiceStub, "CaseService"),
+    ("risk", risk_pb2, risk_pb2_grpc.RiskServiceStub, "RiskService"),
 ]
 
 
@@ -42,8 +44,9 @@ def every_method():
 
 ALL_METHODS = list(every_method())
 # A new method must be added here on purpose, after checking the tests below cover it.
-assert len(ALL_METHODS) == 25
+assert len(ALL_METHODS) == 33
 CASE_METHODS = [(m, r) for s, _, m, r in ALL_METHODS if s == "cases"]
+RISK_METHODS = [(m, r) for s, _, m, r in ALL_METHODS if s == "risk"]
 
 
 def code_of(call) -> grpc.StatusCode:
@@ -310,6 +313,42 @@ def test_no_case_method_reveals_or_changes_a_case_the_caller_may_not_see(stack, 
         (before.stage, len(before.participants), len(before.history))
 
 
+@pytest.mark.parametrize("roles,subject", [
+    (["coordinator", "manager", "auditor"], "outsider"),   # another county
+    (["facilitator"], "not-allocated"),                    # this county, not allocated
+    (["admin"], "it-admin"),                               # this county, IT
+])
+def test_no_risk_method_reveals_or_changes_an_assessment_the_caller_may_not_see(stack, tenant, roles, subject):
+    """Every RiskService method but GetRules, filled in plausibly, for a caller who may not see
+    the case: never OK (an empty list at most), and the assessments unchanged."""
+    _, case_id = _opened_case(tenant)
+    case = tenant.cases_client("coordinator").get(case_id)
+    victim = next(p.participant_id for p in case.participants if p.role == "victim")
+    assessment = tenant.risk_client("coordinator").assess(case_id, victim, [
+        {"kind": "domestic_abuse", "severity": "medium", "source": "police"}])
+    counties = [f"county-{uuid.uuid4().hex[:8]}"] if subject == "outsider" else [tenant.county]
+    token = stack.token(roles, counties, subject=subject)
+    stub = risk_pb2_grpc.RiskServiceStub(grpc.insecure_channel(stack.grpc_target("risk")))
+    plausible = {"case_id": case_id, "participant_id": victim, "assessment_id": assessment.assessment_id,
+                 "participant_ids": [victim], "meeting_kind": "indirect_session", "reason": "because",
+                 "summary": "new information", "factors": [risk_pb2.Factor(kind="emotional_harm", severity="low",
+                                                                            source="police")]}
+    for method, request_class in RISK_METHODS:
+        if method == "GetRules":
+            continue    # the rules are no secret of any county (staff may read them; checked elsewhere)
+        fields = {k: v for k, v in plausible.items() if k in request_class.DESCRIPTOR.fields_by_name}
+        md = (("authorization", f"Bearer {token}"),)
+        if method == "ListAssessments":
+            assert list(stub.ListAssessments(request_class(**fields), metadata=md, timeout=10).assessments) == [] \
+                if "admin" not in roles else code_of(lambda: stub.ListAssessments(
+                    request_class(**fields), metadata=md, timeout=10)) == PERMISSION_DENIED
+            continue
+        code = code_of(lambda: getattr(stub, method)(request_class(**fields), metadata=md, timeout=10))
+        assert code in (NOT_FOUND, PERMISSION_DENIED), f"{method} gave {code} to {roles}"
+    after = [(a.assessment_id, a.status, a.version) for a in tenant.risk_client("coordinator").list(case_id)]
+    assert after == [(assessment.assessment_id, "awaiting_approval", assessment.version)]
+
+
 def test_a_facilitator_sees_only_allocated_cases(stack, tenant):
     referral_id, case_id = _opened_case(tenant)
     facilitator = tenant.cases_client("facilitator", subject=f"facilitator-{uuid.uuid4().hex[:6]}")
@@ -381,6 +420,15 @@ def test_every_read_of_a_referral_or_case_is_audited(stack, tenant):
     cases.list()
     assert _audit(stack, "cases", f"staff:{subject}") == [("case.read", case_id), ("case.list", None),
                                                           ("case.list", None)]
+
+    victim = next(p.participant_id for p in cases.get(case_id).participants if p.role == "victim")
+    risk = tenant.risk_client("coordinator", subject=subject)
+    assessment = risk.assess(case_id, victim, [])
+    risk.get(assessment.assessment_id)
+    risk.list(case_id)
+    assert _audit(stack, "risk", f"staff:{subject}") == [("risk.assess", assessment.assessment_id),
+                                                         ("risk.read", assessment.assessment_id),
+                                                         ("risk.list", case_id)]
 
 
 def test_a_refused_read_is_audited_without_revealing_the_record(stack, tenant):

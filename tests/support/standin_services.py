@@ -1,5 +1,5 @@
-"""Stand-ins for the risk and scheduling services, answering the cases service's questions over
-nameko RPC on the real broker, until those services exist. Each checks the caller's service
+"""A stand-in for the scheduling service's facilitator register, answering the cases service's
+question over nameko RPC on the real broker, until that service exists. Each checks the caller's service
 token exactly as a Mend worker does (RpcCaller), so the token's journey is tested too.
 
 Run: python standin_services.py AMQP_URI PUBLIC_KEY_FILE COUNTY"""
@@ -18,28 +18,13 @@ COUNTY = sys.argv[3] if len(sys.argv) > 3 else "test"
 CALLERS: list[str] = []
 
 
-class RiskStandIn:
-    name = "risk"
-    caller = RpcCaller()
-
-    @rpc
-    def case_clearance(self, county, case_id, stage, participant_ids):
-        who = self.caller()
-        CALLERS.append(who.label)
-        return {"participants": {pid: {"cleared": True, "reason": ""} for pid in participant_ids}}
-
-    @rpc
-    def callers(self):
-        return list(CALLERS)
-
-
 class SchedulingStandIn:
     name = "scheduling"
     caller = RpcCaller()
 
     @rpc
     def facilitator_records(self, county, facilitator_ids):
-        self.caller()
+        CALLERS.append(self.caller().label)
         current = (date.today() + timedelta(days=180)).isoformat()
         register = {
             "fac-advanced": {"county": COUNTY, "active": True, "vetting_expires_on": current,
@@ -51,8 +36,12 @@ class SchedulingStandIn:
         }
         return [dict(register[f], facilitator_id=f) for f in facilitator_ids if f in register]
 
+    @rpc
+    def callers(self):
+        return list(CALLERS)
+
 
 if __name__ == "__main__":
     from nameko.cli.run import run
-    run([RiskStandIn, SchedulingStandIn], {"AMQP_URI": sys.argv[1], "MEND_TOKEN_PUBLIC_KEY_FILE": sys.argv[2],
+    run([SchedulingStandIn], {"AMQP_URI": sys.argv[1], "MEND_TOKEN_PUBLIC_KEY_FILE": sys.argv[2],
                                            "max_workers": 10})

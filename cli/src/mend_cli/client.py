@@ -9,6 +9,7 @@ import grpc
 
 from mend.cases.v1 import cases_pb2, cases_pb2_grpc
 from mend.referrals.v1 import referrals_pb2, referrals_pb2_grpc
+from mend.risk.v1 import risk_pb2, risk_pb2_grpc
 from mend_common.proto_convert import plain_to_enum, plain_to_message
 
 DEFAULT_TIMEOUT = 10.0
@@ -153,3 +154,51 @@ class CasesClient:
 
     def close_case(self, case_id: str, reason: str, note: str = "") -> cases_pb2.Case:
         return self._call("CloseCase", cases_pb2.CloseCaseRequest(case_id=case_id, reason=reason, note=note))
+
+
+class RiskClient:
+    def __init__(self, target: str, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 channel: grpc.Channel | None = None):
+        self.channel = channel or grpc.insecure_channel(target)
+        self.stub = risk_pb2_grpc.RiskServiceStub(self.channel)
+        self.md = _metadata(None, token)
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(self, method: str, request):
+        return getattr(self.stub, method)(request, metadata=self.md, timeout=self.timeout)
+
+    def assess(self, case_id: str, participant_id: str, factors: list[dict]) -> risk_pb2.Assessment:
+        """factors: dicts with kind, severity, source and optional notes."""
+        return self._call("RecordAssessment", risk_pb2.RecordAssessmentRequest(
+            case_id=case_id, participant_id=participant_id, factors=[risk_pb2.Factor(**f) for f in factors]))
+
+    def approve(self, assessment_id: str, expected_version: int = 0) -> risk_pb2.Assessment:
+        return self._call("ApproveAssessment", risk_pb2.ReviewAssessmentRequest(
+            assessment_id=assessment_id, expected_version=expected_version))
+
+    def reject(self, assessment_id: str, reason: str, expected_version: int = 0) -> risk_pb2.Assessment:
+        return self._call("RejectAssessment", risk_pb2.ReviewAssessmentRequest(
+            assessment_id=assessment_id, reason=reason, expected_version=expected_version))
+
+    def new_information(self, case_id: str, summary: str, participant_id: str = "") -> list[str]:
+        return list(self._call("RecordNewInformation", risk_pb2.RecordNewInformationRequest(
+            case_id=case_id, participant_id=participant_id, summary=summary)).expired_assessment_ids)
+
+    def get(self, assessment_id: str) -> risk_pb2.Assessment:
+        return self._call("GetAssessment", risk_pb2.GetAssessmentRequest(assessment_id=assessment_id))
+
+    def list(self, case_id: str, current_only: bool = False) -> list[risk_pb2.Assessment]:
+        return list(self._call("ListAssessments", risk_pb2.ListAssessmentsRequest(
+            case_id=case_id, current_only=current_only)).assessments)
+
+    def check_meeting_safety(self, case_id: str, participant_ids: list[str], meeting_kind: str,
+                             plan_measures: list[str] = ()) -> risk_pb2.SafetyDecision:
+        return self._call("CheckMeetingSafety", risk_pb2.CheckMeetingSafetyRequest(
+            case_id=case_id, participant_ids=participant_ids, meeting_kind=meeting_kind,
+            plan_measures=list(plan_measures)))
+
+    def rules(self) -> risk_pb2.Rules:
+        return self._call("GetRules", risk_pb2.GetRulesRequest())

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
               f"-H \"x-api-key: $MEND_API_KEY\" -H 'Idempotency-Key: demo-0001-abcd' -d @{example}")
         print("  export MEND_TOKEN=$(.venv/bin/mend token issue --roles coordinator --county cumbria)")
         print("  .venv/bin/mend cases list")
+        print("  .venv/bin/mend risk rules")
         print("\nRunning. Ctrl-C stops everything.")
         while not stop.wait(1.0):
             dead = [p.name for p in stack.group.processes if p.proc.poll() is not None]

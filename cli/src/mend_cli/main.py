@@ -1,12 +1,17 @@
 """mend: the command-line tool for agencies, coordinators and regional IT.
 
 Credentials come from flags or the environment: MEND_API_KEY (a partner agency) or MEND_TOKEN
-(staff). Targets: MEND_REFERRALS_GRPC (default 127.0.0.1:50051), MEND_CASES_GRPC (127.0.0.1:50052).
+(staff). Targets: MEND_REFERRALS_GRPC (default 127.0.0.1:50051), MEND_CASES_GRPC (127.0.0.1:50052),
+MEND_RISK_GRPC (127.0.0.1:50053).
 
 Case work (`mend cases ...`, or `mend case ...`): list, show, accept, reject, move, intervention,
 consent, informed, support-referral, note, notes, allocate, outcome-add, outcome-update,
 no-agreement, follow-up, close; `mend cases ACTION --help` for each. A refused change prints the
 status code and each missing condition or invalid field, and exits 1; bad usage exits 2.
+
+Risk assessments (`mend risk ...`): assess, approve, reject, new-info, show, list, gate, rules;
+`mend risk ACTION --help` for each. Refusals and bad usage exit as above; `mend risk gate` exits 0
+when the meeting may go ahead and 3 when the safety gate denies it.
 """
 from __future__ import annotations
 
@@ -21,9 +26,14 @@ from google.protobuf.json_format import MessageToDict
 
 from mend_common.proto_convert import enum_to_plain
 
-from .client import STAGE_ENUM, CasesClient, ReferralsClient
+from mend.risk.v1 import risk_pb2
+
+from .client import STAGE_ENUM, CasesClient, ReferralsClient, RiskClient
 
 STAGES = [enum_to_plain(STAGE_ENUM, v.number) for v in STAGE_ENUM.values if v.number]
+# `mend risk gate` exits with this when the safety gate denies the meeting (1 and 2 are taken by a
+# refused or failed call and by bad usage).
+GATE_DENIED_EXIT = 3
 
 
 def _print(message) -> None:
@@ -62,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mend", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--referrals", default=os.environ.get("MEND_REFERRALS_GRPC", "127.0.0.1:50051"))
     parser.add_argument("--cases", default=os.environ.get("MEND_CASES_GRPC", "127.0.0.1:50052"))
+    parser.add_argument("--risk", default=os.environ.get("MEND_RISK_GRPC", "127.0.0.1:50053"))
     parser.add_argument("--api-key", default=os.environ.get("MEND_API_KEY"))
     parser.add_argument("--token", default=os.environ.get("MEND_TOKEN"))
     parser.add_argument("--timeout", type=float, default=10.0)
@@ -106,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Case files, over gRPC (mend.cases.v1.CaseService). Stages are given by their "
                                        "plain names: " + ", ".join(STAGES) + ".")
     _case_parsers(cases.add_subparsers(dest="action", required=True))
+
+    risk = sub.add_parser("risk", help="risk assessments and the meeting safety gate (coordinators, managers)",
+                          description="Risk assessments, four-eyes approval and the safety gate for meetings, over "
+                                      "gRPC (mend.risk.v1.RiskService). Exit status: 0 done, 1 a refused or failed "
+                                      f"call, 2 bad usage, {GATE_DENIED_EXIT} the safety gate denied the meeting.")
+    _risk_parsers(risk.add_subparsers(dest="action", required=True))
     return parser
 
 
@@ -364,6 +381,169 @@ def _run_case_action(client: CasesClient, args) -> int:
     return 0
 
 
+# -- risk assessments: `mend risk ...` -------------------------------------------------------------
+FACTOR_FORM = "KIND:SEVERITY:SOURCE[:NOTES]"
+FACTOR_KINDS_HELP = ("physical_harm_to_participant, physical_harm_from_participant, emotional_harm, "
+                     "vulnerability_age, vulnerability_mental_health, vulnerability_learning_disability, "
+                     "vulnerability_substance_misuse, safeguarding_child, safeguarding_adult, domestic_abuse, "
+                     "sexual_offence, hate_crime, stalking_or_harassment, serious_violence, power_imbalance, "
+                     "low_acknowledgement, low_remorse, low_motivation, protective_order, "
+                     "licence_or_bail_conditions, prison_conditions, prison_security")
+MEETING_KINDS_HELP = "preparation_visit, pre_prison_visit, conference, indirect_session or supervision"
+MEASURES_HELP = ("co_facilitation, separate_arrival_and_waiting, supporter_present, prison_venue, indirect_only, "
+                 "specialist_facilitator")
+
+
+def _factor(value: str) -> dict:
+    """--factor KIND:SEVERITY:SOURCE[:NOTES] as the client's factor dict; the notes may hold colons.
+    Only the form is checked here: the risk service says which kinds, severities and sources exist."""
+    parts = value.split(":", 3)
+    if len(parts) < 3 or not all(part.strip() for part in parts[:3]):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a factor: the form is {FACTOR_FORM}, "
+                                         "e.g. domestic_abuse:medium:police")
+    factor = {"kind": parts[0].strip(), "severity": parts[1].strip(), "source": parts[2].strip()}
+    if len(parts) == 4:
+        factor["notes"] = parts[3]
+    return factor
+
+
+def _risk_parsers(actions) -> None:
+    fmt = argparse.ArgumentParser(add_help=False)
+    fmt.add_argument("--json", action="store_true", help="print the reply as JSON instead of a summary")
+
+    def action(name: str, help: str, *, epilog: str | None = None) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=help, description=help, epilog=epilog, parents=[fmt])
+
+    p = action("assess", "assess one participant of a case at its current stage: the rules give the level, "
+                         "control measures and decision, each with its reasons (a sensitive or complex case, or a "
+                         "high level, then waits for a manager's approval)")
+    p.add_argument("case_id")
+    p.add_argument("participant_id")
+    p.add_argument("--factor", dest="factors", action="append", type=_factor, default=[], metavar=FACTOR_FORM,
+                   help="a risk factor (repeatable). KIND: " + FACTOR_KINDS_HELP + "; SEVERITY: low, medium or high; "
+                        "SOURCE: police, probation, prison, yot, victim_support or self_report")
+    p = action("approve", "approve an assessment awaiting approval (a manager of the county; never the assessor)")
+    p.add_argument("assessment_id")
+    p.add_argument("--expected-version", type=int, default=0, metavar="N",
+                   help="refuse (ABORTED) if the assessment is no longer at this version")
+    p = action("reject", "reject an assessment awaiting approval (a manager of the county; never the assessor)")
+    p.add_argument("assessment_id")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--expected-version", type=int, default=0, metavar="N",
+                   help="refuse (ABORTED) if the assessment is no longer at this version")
+    p = action("new-info", "record new information: the assessments in force expire and a new one is due")
+    p.add_argument("case_id")
+    p.add_argument("--summary", required=True, help="what has changed")
+    p.add_argument("--participant", default="", metavar="PARTICIPANT_ID", help="only this participant's "
+                                                                               "(default: the whole case)")
+    p = action("show", "an assessment: level, decision, measures, status, factors and the reason for each conclusion")
+    p.add_argument("assessment_id")
+    p = action("list", "a case's assessments, newest first")
+    p.add_argument("case_id")
+    p.add_argument("--current", action="store_true", help="only those approved and in force")
+    p = action("gate", "ask the safety gate whether a meeting may go ahead",
+               epilog=f"Exit status: 0 allow, {GATE_DENIED_EXIT} deny, 1 a refused or failed call, 2 bad usage.")
+    p.add_argument("case_id")
+    p.add_argument("--kind", required=True, metavar="MEETING_KIND", help=MEETING_KINDS_HELP)
+    p.add_argument("--participant", dest="participants", action="append", default=[], metavar="PARTICIPANT_ID",
+                   help="a participant who takes part (repeatable)")
+    p.add_argument("--measure", dest="measures", action="append", default=[], metavar="MEASURE",
+                   help="a control measure the meeting's plan provides (repeatable): " + MEASURES_HELP)
+    action("rules", "the risk rules in force: their version and the rules as JSON")
+
+
+def _assessment_status(a) -> str:
+    if a.status == "approved":
+        by = f" by {a.approved_by}" if a.approved_by else ""
+        return f"approved{by} {_when(a, 'approved_at')}".rstrip()
+    if a.status == "rejected":
+        return f"rejected by {a.rejected_by}" + (f": {a.rejection_reason}" if a.rejection_reason else "")
+    if a.status == "expired":
+        return f"expired {_when(a, 'expired_at')}".rstrip() + (f": {a.expiry_reason}" if a.expiry_reason else "")
+    if a.status == "awaiting_approval":
+        return "awaiting_approval (a manager of the county, not the assessor, must approve or reject it)"
+    return a.status or "-"
+
+
+def _show_assessment(a) -> None:
+    out = [f"Assessment {a.assessment_id}  case {a.case_id}  participant {a.participant_id}",
+           f"  level:      {a.level or '-'}",
+           f"  decision:   {a.decision or '-'}",
+           f"  measures:   {', '.join(a.measures) or 'none'}",
+           f"  status:     {_assessment_status(a)}",
+           f"  current:    {'yes' if a.current else 'no'}",
+           f"  assessed:   by {a.assessor} {_when(a, 'assessed_at')} at stage {a.stage or '-'}",
+           f"  rules:      {a.rule_version}; assessment version {a.version}"]
+    if a.HasField("expires_at"):
+        out.append(f"  expires:    {_when(a, 'expires_at')}")
+    if a.supersedes:
+        out.append(f"  supersedes: {a.supersedes}")
+    out.append("Factors:")
+    out += [f"  {f.kind} {f.severity} ({f.source})" + (f": {f.notes}" if f.notes else "") for f in a.factors] \
+        or ["  (none recorded)"]
+    out.append("Reasons:")
+    out += [f"  {r.conclusion}  [{r.rule_id}]  {r.text}" for r in a.reasons] or ["  (none)"]
+    print("\n".join(out))
+
+
+def _show_assessment_list(assessments) -> None:
+    if not assessments:
+        print("no assessments")
+    for a in assessments:
+        print(f"{a.assessment_id}  participant {a.participant_id}  {a.level:<9} {a.decision:<14} {a.status:<17} "
+              f"assessed {_when(a, 'assessed_at')}" + ("  (current)" if a.current else ""))
+
+
+def _run_risk_action(client: RiskClient, args) -> int:
+    a = args.action
+    if a == "gate":
+        decision = client.check_meeting_safety(args.case_id, args.participants, args.kind, args.measures)
+        if args.json:
+            _print(decision)
+        else:
+            print("allow" if decision.allowed else "deny")
+            for reason in decision.reasons:
+                print(f"  {reason}")
+        return 0 if decision.allowed else GATE_DENIED_EXIT
+    if a == "rules":
+        rules = client.rules()
+        if args.json:
+            _print(rules)
+        else:
+            print(f"rules {rules.version}")
+            try:
+                print(json.dumps(json.loads(rules.rules_json), indent=2, sort_keys=True))
+            except ValueError:
+                print(rules.rules_json)
+        return 0
+    if a == "new-info":
+        expired = client.new_information(args.case_id, args.summary, args.participant)
+        if args.json:
+            _print(risk_pb2.RecordNewInformationResponse(expired_assessment_ids=expired))
+        else:
+            print(f"expired: {', '.join(expired)}" if expired else "no assessment was in force: none expired")
+        return 0
+    if a == "list":
+        found = client.list(args.case_id, args.current)
+        if args.json:
+            _print(risk_pb2.ListAssessmentsResponse(assessments=found))
+        else:
+            _show_assessment_list(found)
+        return 0
+    calls = {
+        "assess": lambda: client.assess(args.case_id, args.participant_id, args.factors),
+        "approve": lambda: client.approve(args.assessment_id, args.expected_version),
+        "reject": lambda: client.reject(args.assessment_id, args.reason, args.expected_version),
+        "show": lambda: client.get(args.assessment_id),
+    }
+    assessment = calls[a]()
+    if args.json:
+        _print(assessment)
+    else:
+        _show_assessment(assessment)
+    return 0
+
+
 def run(args) -> int:
     if args.area == "token":
         from mend_common.auth import TokenIssuer
@@ -404,6 +584,12 @@ def run(args) -> int:
         else:
             _print(client.list())
         return 0
+    if args.area == "risk":
+        client = RiskClient(args.risk, token=_need(args.token, "--token or MEND_TOKEN"), timeout=args.timeout)
+        try:
+            return _run_risk_action(client, args)
+        finally:
+            client.close()
     client = CasesClient(args.cases, token=_need(args.token, "--token or MEND_TOKEN"), timeout=args.timeout)
     try:
         return _run_case_action(client, args)
@@ -412,7 +598,8 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the exit status (0, 1 for a refused or failed call, 2 for bad usage)."""
+    """Run one command; returns the exit status (0, 1 for a refused or failed call, 2 for bad usage,
+    GATE_DENIED_EXIT (3) when `mend risk gate` is denied)."""
     try:
         args = build_parser().parse_args(argv)
         return run(args)

@@ -9,14 +9,15 @@ import pytest
 
 from mend_common.testing.plugin import PostgresDatabase, RabbitVhost
 
-from .client import CasesClient, ReferralsClient
+from .client import CasesClient, ReferralsClient, RiskClient
 from .stack import MendStack
 
 # Fast retries in tests; the attempts limit stays a real, checked number.
 TEST_ENV = {"MEND_RETRY_DELAY_MS": "200", "MEND_MAX_DELIVERY_ATTEMPTS": "3", "MEND_API_KEY_CACHE_SECONDS": "0",
             "MEND_LOG_LEVEL": "INFO",
             # The overdue-item and Victims' Code sweep runs every second, so tests see it work.
-            "MEND_CASES_SWEEP_SECONDS": "1", "MEND_CASES_REMOTE_TIMEOUT_SECONDS": "2"}
+            "MEND_CASES_SWEEP_SECONDS": "1", "MEND_CASES_REMOTE_TIMEOUT_SECONDS": "2",
+            "MEND_RISK_SWEEP_SECONDS": "1", "MEND_RISK_REMOTE_TIMEOUT_SECONDS": "2"}
 
 
 def start_stack_on(vhost: RabbitVhost, tmp_path_factory, backend: str, **kwargs) -> MendStack:
@@ -82,6 +83,9 @@ class Tenant:
 
     def cases_client(self, *roles: str, subject: str = "staff-1") -> CasesClient:
         return CasesClient(self.stack.grpc_target("cases"), token=self.staff_token(*(roles or ("coordinator",)), subject=subject))
+
+    def risk_client(self, *roles: str, subject: str = "staff-1") -> RiskClient:
+        return RiskClient(self.stack.grpc_target("risk"), token=self.staff_token(*(roles or ("coordinator",)), subject=subject))
 
 
 def make_tenant(stack: MendStack) -> Tenant:

@@ -10,6 +10,10 @@ DEFAULT_PORTS = {
     # service: (grpc, http, worker http)
     "referrals": (50051, 8081, 9101),
     "cases": (50052, 8082, 9102),
+    "risk": (50053, 8083, 9103),
+    "scheduling": (50054, 8084, 9104),
+    "notifications": (50055, 8085, 9105),
+    "reporting": (50056, 8086, 9106),
 }
 
 

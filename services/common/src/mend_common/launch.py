@@ -166,5 +166,6 @@ def worker_main(argv: list[str] | None = None) -> None:
         "MEND_RPC_TIMEOUT": settings.amqp_timeout_seconds,
         "MEND_TOKEN_PUBLIC_KEY_FILE": str(settings.token_public_key_file),
         "MEND_TOKEN_ISSUER": settings.token_issuer,
+        "MEND_SERVICE_TOKEN": settings.service_token,      # sent on this worker's own RPC calls
     }
     run([definition.worker_class()], config)

@@ -20,7 +20,7 @@ from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.messaging import QueueConsumer
-from nameko.rpc import RpcProxy
+from nameko.rpc import MethodProxy, RpcProxy, ServiceProxy
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
@@ -338,14 +338,37 @@ class EventContext(DependencyProvider):
 class TimedRpcProxy(RpcProxy):
     """nameko's RpcProxy with a timeout on every call (MEND_RPC_TIMEOUT seconds), and errors as
     mend_common.rpc's: RpcTimeout, ServiceUnavailable, or RpcError with the remote exception's
-    type and message. The correlation id goes along in the worker's context headers."""
+    type and message. The correlation id goes along in the worker's context headers, and this
+    service's own token (MEND_SERVICE_TOKEN) in the call's headers only: never on events."""
 
     def setup(self):
         super().setup()
         self.timeout = float(self.container.config.get("MEND_RPC_TIMEOUT", 10))
+        self.token = str(self.container.config.get("MEND_SERVICE_TOKEN") or "")
 
     def get_dependency(self, worker_ctx):
-        return _TimedServiceProxy(super().get_dependency(worker_ctx), self.target_service, self.timeout)
+        proxy = _AuthorisedServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, **self.options)
+        proxy.token = self.token
+        return _TimedServiceProxy(proxy, self.target_service, self.timeout)
+
+
+class _AuthorisedServiceProxy(ServiceProxy):
+    token = ""
+
+    def __getattr__(self, name):
+        method = _AuthorisedMethodProxy(self.worker_ctx, self.service_name, name, self.reply_listener, **self.options)
+        method.token = self.token
+        return method
+
+
+class _AuthorisedMethodProxy(MethodProxy):
+    token = ""
+
+    def get_message_headers(self, worker_ctx):
+        headers = super().get_message_headers(worker_ctx)
+        if self.token:
+            headers[self._get_header_name("authorization")] = f"Bearer {self.token}"
+        return headers
 
 
 class _TimedServiceProxy:
@@ -353,24 +376,30 @@ class _TimedServiceProxy:
         self._proxy, self._service, self._timeout = proxy, service, timeout
 
     def __getattr__(self, method: str):
+        return lambda *args, **kwargs: self._invoke(method, self._timeout, args, kwargs)
+
+    def call(self, service: str, method: str, *args, timeout: float | None = None, **kwargs):
+        """mend_common.rpc.RpcClient's shape, so one adapter serves api and worker processes."""
+        if service != self._service:
+            raise ValueError(f"this proxy calls {self._service}, not {service}")
+        return self._invoke(method, self._timeout if timeout is None else timeout, args, kwargs)
+
+    def _invoke(self, method: str, seconds: float, args, kwargs):
         remote = getattr(self._proxy, method)
         target = f"{self._service}.{method}"
-
-        def call(*args, **kwargs):
-            timer = eventlet.Timeout(self._timeout)
-            try:
-                return remote(*args, **kwargs)
-            except eventlet.Timeout as fired:
-                if fired is not timer:
-                    raise
-                raise RpcTimeout(target, self._timeout) from None
-            except UnknownService:
-                raise ServiceUnavailable(target) from None
-            except RemoteError as exc:
-                raise RpcError(str(exc.exc_type), str(exc.value)) from None
-            finally:
-                timer.cancel()
-        return call
+        timer = eventlet.Timeout(seconds)
+        try:
+            return remote(*args, **kwargs)
+        except eventlet.Timeout as fired:
+            if fired is not timer:
+                raise
+            raise RpcTimeout(target, seconds) from None
+        except UnknownService:
+            raise ServiceUnavailable(target) from None
+        except RemoteError as exc:
+            raise RpcError(str(exc.exc_type), str(exc.value)) from None
+        finally:
+            timer.cancel()
 
 
 class RpcCaller(DependencyProvider):

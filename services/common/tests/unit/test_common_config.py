@@ -34,7 +34,9 @@ def test_defaults_for_cases_and_for_an_unknown_service(env, tmp_path):
     cases = load_settings("cases", env)
     assert (cases.grpc_port, cases.http_port, cases.worker_http_port) == (50052, 8082, 9102)
     assert cases.database_url.endswith("/cases.db")
-    other = load_settings("risk", env)
+    risk = load_settings("risk", env)
+    assert (risk.grpc_port, risk.http_port, risk.worker_http_port) == (50053, 8083, 9103)
+    other = load_settings("something-new", env)
     assert (other.grpc_port, other.http_port, other.worker_http_port) == (50050, 8080, 9100)
 
 
