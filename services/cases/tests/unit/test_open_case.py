@@ -286,7 +286,10 @@ def test_open_case_for_referral_stores_publishes_and_audits(uow, store):
     assert published.correlation_id == "corr-123"               # the incoming event's, carried on
     assert published.event_id != event.event_id
     assert published.payload == {"case_id": case.case_id, "referral_id": event.payload["referral_id"],
-                                 "stage": "referral_received", "opened_at": case.opened_at.isoformat()}
+                                 "stage": "referral_received", "opened_at": case.opened_at.isoformat(),
+                                 # who referred it, so the referrer is told without another lookup
+                                 "agency_id": event.payload["agency_id"],
+                                 "agency_reference": event.payload["referral"]["agency_reference"]}
     assert store.audits == [{"principal": "system:referrals", "action": "case.open", "resource_type": "case",
                              "resource_id": case.case_id, "county": "cumbria",
                              "reason": f"referral {event.payload['referral_id']} received",

@@ -135,12 +135,16 @@ def load_settings(service: str, env: Mapping[str, str] = os.environ) -> Settings
     )
 
 
-def _service_token(env: Mapping[str, str]) -> str:
-    """MEND_SERVICE_TOKEN, or the file MEND_SERVICE_TOKEN_FILE names (a mounted secret)."""
-    path = env.get("MEND_SERVICE_TOKEN_FILE")
+def secret(env: Mapping[str, str], name: str) -> str:
+    """The setting `name`, or the contents of the file `name`_FILE names (a mounted secret)."""
+    path = env.get(f"{name}_FILE")
     if path:
         try:
             return Path(path).read_text().strip()
         except OSError as exc:
-            raise ConfigError(f"MEND_SERVICE_TOKEN_FILE {path!r} cannot be read: {exc.strerror}") from None
-    return env.get("MEND_SERVICE_TOKEN", "").strip()
+            raise ConfigError(f"{name}_FILE {path!r} cannot be read: {exc.strerror}") from None
+    return env.get(name, "").strip()
+
+
+def _service_token(env: Mapping[str, str]) -> str:
+    return secret(env, "MEND_SERVICE_TOKEN")

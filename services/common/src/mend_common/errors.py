@@ -95,6 +95,15 @@ class Violations:
     def __bool__(self) -> bool:
         return bool(self.items)
 
+    def uuid(self, field: str, value) -> str:
+        """value as a canonical UUID string, or "" with a violation: ids never reach SQL unchecked."""
+        import uuid
+        try:
+            return str(uuid.UUID(str(value)))
+        except (ValueError, TypeError, AttributeError):
+            self.add(field, "must be a UUID")
+            return ""
+
     def raise_if_any(self) -> None:
         if self.items:
             raise ValidationFailed(self.items)

@@ -39,3 +39,9 @@ class CasesWorker(WorkerBase):
     def case_participants(self, case_id, county):
         """Participants with consent state and contact preferences, for Mend services only."""
         return services.participants_for_service(self.uow, self.caller(), case_id, county)
+
+    @rpc
+    def participant_contacts(self, case_id, county):
+        """Names and contact details, for the notifications service only."""
+        return services.participant_contacts_for_service(self.uow, self.caller(), case_id, county)
+

@@ -82,7 +82,7 @@ def open_cases_for_referrals(uow_factory: Callable, envelopes: list[Envelope], c
         for envelope, case in opened:
             uow.publish(new_event(SERVICE, "case_opened", case.county, {
                 "case_id": case.case_id, "referral_id": case.referral_id, "stage": case.stage,
-                "opened_at": case.opened_at.isoformat(),
+                "opened_at": case.opened_at.isoformat(), **_referrer(case),
             }, correlation_id=envelope.correlation_id))
             uow.audit("system:referrals", "case.open", "case", case.case_id, case.county,
                       reason=f"referral {case.referral_id} received", correlation_id=envelope.correlation_id)
@@ -277,10 +277,15 @@ def _stage_events(case: Case, changes) -> list[tuple[str, dict]]:
     return events
 
 
+def _referrer(case: Case) -> dict:
+    """Who referred the case, so the referrer can be told without another lookup."""
+    return {"agency_id": case.referring_agency_id, "agency_reference": case.agency_reference}
+
+
 def _closed_event(case: Case) -> tuple[str, dict]:
     c = case.closure
     payload = {"referral_id": case.referral_id, "reason": c.reason, "after_rejection": c.after_rejection,
-               "closed_at": c.closed_at.isoformat()}
+               "closed_at": c.closed_at.isoformat(), **_referrer(case)}
     if c.after_rejection:
         payload["rejection_reason"] = case.eligibility.reason    # written for the referrer
     return ("case_closed", payload)
@@ -311,7 +316,7 @@ def decide_eligibility(uow_factory: Callable, principal: Principal, case_id: str
 
     def apply(case: Case, at: datetime) -> Change:
         changes = lifecycle.decide_eligibility(case, accepted, facts_acknowledged, reason, at, principal.label)
-        events = [("eligibility_decided", {"referral_id": case.referral_id,
+        events = [("eligibility_decided", {"referral_id": case.referral_id, **_referrer(case),
                                            "decision": case.eligibility.decision, "reason": reason,
                                            "facts_acknowledged": facts_acknowledged, "decided_at": at.isoformat()})]
         events += _stage_events(case, changes)
@@ -636,19 +641,25 @@ def sweep_due(uow_factory: Callable, settings: Settings = Settings(), now: datet
 
 
 # -- questions from other services (nameko RPC) -------------------------------------------------
+def _case_for_service(uow_factory: Callable, caller: Principal, case_id: str, county: str, action: str) -> Case:
+    """The case, if it is in that county and the calling service covers it; audited either way."""
+    case_id = _case_id(case_id)
+    with uow_factory() as uow:
+        case = uow.cases.get(case_id)
+        visible = case is not None and case.county == county and caller.covers(county)
+        uow.audit(caller.label, action if visible else f"{action}_refused", "case", case_id,
+                  county if visible else None)
+    if not visible:
+        raise NotFound(f"case {case_id} not found in {county}")
+    return case
+
+
 def participants_for_service(uow_factory: Callable, caller: Principal, case_id: str, county: str) -> dict:
     """Participants of a case with their consent state and contact preferences, for another
     service acting for the same county (notifications, risk, scheduling)."""
     if caller.kind != "service":
         raise PermissionDenied("this question is for Mend services")
-    case_id = _case_id(case_id)
-    with uow_factory() as uow:
-        case = uow.cases.get(case_id)
-        visible = case is not None and case.county == county and caller.covers(county)
-        uow.audit(caller.label, "case.participants_read" if visible else "case.participants_read_refused", "case",
-                  case_id, county if visible else None)
-    if not visible:
-        raise NotFound(f"case {case_id} not found in {county}")
+    case = _case_for_service(uow_factory, caller, case_id, county, "case.participants_read")
     return {
         "case_id": case.case_id, "county": case.county, "stage": case.stage, "seriousness": case.seriousness,
         "initiated_by": case.initiated_by, "offence_flags": case.offence_flags,
@@ -660,3 +671,24 @@ def participants_for_service(uow_factory: Callable, caller: Principal, case_id: 
             "consent_to_contact": p.consent_to_contact, "preferred_channel": p.preferred_channel,
         } for p in case.participants],
     }
+
+
+def participant_contacts_for_service(uow_factory: Callable, caller: Principal, case_id: str, county: str) -> dict:
+    """Names and contact details of a case's participants, for the notifications service only:
+    the one Mend service that writes to people. Each read is audited."""
+    if caller.kind != "service" or caller.subject != "notifications":
+        raise PermissionDenied("contact details are for the notifications service")
+    case = _case_for_service(uow_factory, caller, case_id, county, "case.contacts_read")
+    return {
+        "case_id": case.case_id, "county": case.county, "stage": case.stage,
+        "agency_reference": case.agency_reference, "referral_id": case.referral_id,
+        "participants": [{
+            "participant_id": p.participant_id, "role": p.role, "given_name": p.given_name,
+            "family_name": p.family_name, "is_youth": p.is_youth, "consent_to_contact": p.consent_to_contact,
+            "consent_current": p.consent_current, "process_stopped": p.process_stopped,
+            "preferred_channel": p.preferred_channel,
+            "email": str(p.contact.get("email") or ""), "phone": str(p.contact.get("phone") or ""),
+            "address": str(p.contact.get("address") or ""), "postcode": str(p.contact.get("postcode") or ""),
+        } for p in case.participants],
+    }
+

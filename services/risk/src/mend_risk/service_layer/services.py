@@ -43,14 +43,6 @@ def _now() -> datetime:
 
 
 # -- input checks -------------------------------------------------------------------------------
-def _uuid(v: Violations, name: str, value) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except (ValueError, TypeError, AttributeError):
-        v.add(name, "must be a UUID")
-        return ""
-
-
 def _text(v: Violations, name: str, value, *, required: bool, limit: int) -> str:
     value = value if isinstance(value, str) else ""
     if required and not value.strip():
@@ -102,7 +94,7 @@ def _participant_ids(v: Violations, raw: Sequence[str], *, required: bool) -> li
         return []
     if required and not raw:
         v.add("participant_ids", "must name at least one participant")
-    ids = [_uuid(v, f"participant_ids[{i}]", p) for i, p in enumerate(raw)]
+    ids = [v.uuid(f"participant_ids[{i}]", p) for i, p in enumerate(raw)]
     if len(set(ids)) != len(ids):
         v.add("participant_ids", "must not name a participant twice")
     return ids
@@ -168,8 +160,8 @@ def record_assessment(uow_factory: Callable, cases: CaseFactsSource, principal: 
                       rules: RuleSet | None = None) -> Assessment:
     _staff(principal)
     v = Violations()
-    case_id = _uuid(v, "case_id", case_id)
-    participant_id = _uuid(v, "participant_id", participant_id)
+    case_id = v.uuid("case_id", case_id)
+    participant_id = v.uuid("participant_id", participant_id)
     checked = _factors(v, factors)
     v.raise_if_any()
     facts = _readable_case(uow_factory, cases, principal, case_id, "risk.assess")
@@ -220,7 +212,7 @@ def review_assessment(uow_factory: Callable, cases: CaseFactsSource, principal: 
                       approve: bool, reason: str = "", expected_version: int = 0) -> Assessment:
     _staff(principal)
     v = Violations()
-    assessment_id = _uuid(v, "assessment_id", assessment_id)
+    assessment_id = v.uuid("assessment_id", assessment_id)
     reason = _text(v, "reason", reason, required=not approve, limit=MAX_NOTES)
     if expected_version < 0:
         v.add("expected_version", "must not be negative")
@@ -271,9 +263,9 @@ def record_new_information(uow_factory: Callable, cases: CaseFactsSource, princi
     """New information about a case or one participant: what was in force lapses."""
     _staff(principal)
     v = Violations()
-    case_id = _uuid(v, "case_id", case_id)
+    case_id = v.uuid("case_id", case_id)
     if participant_id:
-        participant_id = _uuid(v, "participant_id", participant_id)
+        participant_id = v.uuid("participant_id", participant_id)
     summary = _text(v, "summary", summary, required=True, limit=MAX_NOTES)
     v.raise_if_any()
     facts = _readable_case(uow_factory, cases, principal, case_id, "risk.new_information")
@@ -300,7 +292,7 @@ def get_assessment(uow_factory: Callable, cases: CaseFactsSource, principal: Pri
                    ) -> Assessment:
     _staff(principal)
     v = Violations()
-    assessment_id = _uuid(v, "assessment_id", assessment_id)
+    assessment_id = v.uuid("assessment_id", assessment_id)
     v.raise_if_any()
     with uow_factory() as uow:
         assessment = uow.assessments.get(assessment_id)
@@ -316,7 +308,7 @@ def list_assessments(uow_factory: Callable, cases: CaseFactsSource, principal: P
                      current_only: bool = False) -> list[Assessment]:
     _staff(principal)
     v = Violations()
-    case_id = _uuid(v, "case_id", case_id)
+    case_id = v.uuid("case_id", case_id)
     v.raise_if_any()
     now = _now()
     found: list[Assessment] = []
@@ -365,7 +357,7 @@ def check_meeting_safety(uow_factory: Callable, cases: CaseFactsSource, principa
                          county: str = "") -> GateDecision:
     """For staff over gRPC, or a Mend service over RPC naming the county. Any doubt is a deny."""
     v = Violations()
-    case_id = _uuid(v, "case_id", case_id)
+    case_id = v.uuid("case_id", case_id)
     ids = _participant_ids(v, list(participant_ids), required=meeting_kind != "supervision")
     meeting_kind, measures = _gate_inputs(v, meeting_kind, plan_measures)
     v.raise_if_any()
@@ -403,7 +395,7 @@ def case_clearance(uow_factory: Callable, caller: Principal, *, county: str, cas
     if not isinstance(county, str) or not county or not caller.covers(county):
         raise PermissionDenied("this service may not ask about that county")
     v = Violations()
-    case_id = _uuid(v, "case_id", case_id)
+    case_id = v.uuid("case_id", case_id)
     ids = _participant_ids(v, list(participant_ids) if isinstance(participant_ids, (list, tuple)) else [None],
                            required=False)
     v.raise_if_any()
