@@ -9,7 +9,7 @@ PROTOS := $(shell find proto -name '*.proto')
 
 install: $(STAMP) build/gen/.stamp
 
-$(STAMP): requirements.lock services/common/pyproject.toml services/referrals/pyproject.toml services/cases/pyproject.toml services/risk/pyproject.toml cli/pyproject.toml
+$(STAMP): requirements.lock services/common/pyproject.toml services/referrals/pyproject.toml services/cases/pyproject.toml services/risk/pyproject.toml services/notifications/pyproject.toml cli/pyproject.toml
 	scripts/bootstrap-venv.sh $(VENV)
 	touch $(STAMP)
 
@@ -25,12 +25,14 @@ proto: build/gen/.stamp
 infra:
 	scripts/ensure-rabbitmq.sh
 	scripts/ensure-postgres.sh
+	scripts/ensure-fonts.sh
 
 migrate: install
 	$(PY) -m mend_cli.devstack migrate
 
 run: install
 	scripts/ensure-rabbitmq.sh
+	scripts/ensure-fonts.sh
 	$(PY) -m mend_cli.devstack run
 
 test: install infra

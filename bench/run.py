@@ -7,6 +7,9 @@
 3. Latency at the target rate (a tenth of the ceiling), Poisson arrivals, open loop.
 4. CPU per SubmitReferral in Mend's own code, one thread: the steadiest figure, for optimising.
 5. Case search (services.list_cases) at 100k cases on PostgreSQL: p50/p99 of eight query shapes.
+6. Notification fan-out: 10,000 meeting reminders from two notifications workers to a local SMTP
+   server, then again with one worker SIGKILLed a third of the way through and restarted
+   (duplicates and lost messages). The one figure that fails the run: a lost message.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from case_search import measure as measure_case_search, report as report_case_search  # noqa: E402
 from intake_cpu import measure as measure_intake_cpu  # noqa: E402
 from kombu_ceiling import measure_ceiling  # noqa: E402
+from notification_fanout import measure as measure_fanout, report as report_fanout  # noqa: E402
 from referral_throughput import measure  # noqa: E402
 
 from mend_common.testing.plugin import RabbitVhost  # noqa: E402
@@ -35,6 +39,7 @@ def main(argv=None) -> int:
     parser.add_argument("--case-workers", type=int, default=1)
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--search-cases", type=int, default=100_000)
+    parser.add_argument("--fanout-meetings", type=int, default=10_000)
     args = parser.parse_args(argv)
 
     load = os.getloadavg()[0]
@@ -88,13 +93,22 @@ def main(argv=None) -> int:
           f"randomised parameters)")
     search = measure_case_search(cases=args.search_cases, log=print)
     report_case_search(search)
+    print(f"\n[6] notification fan-out: {args.fanout_meetings} meeting reminders from 2 notifications workers to a "
+          f"local SMTP server (load average {os.getloadavg()[0]:.2f}); then one worker SIGKILLed at a third, restarted")
+    fanout = measure_fanout(meetings=args.fanout_meetings, log=print)
+    report_fanout(fanout)
     out = Path("var/bench")
     out.mkdir(parents=True, exist_ok=True)
     report = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_at_start": load,
               "ceiling": ceiling, "referral_intake": result, "ratio": ratio, "end_to_end_per_s": end_to_end,
-              "intake_code_cpu": code, "case_search": search}
+              "intake_code_cpu": code, "case_search": search,
+              "notification_fanout": fanout}
     (out / "latest.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"    full figures: {out / 'latest.json'}")
+    if fanout["lost"]:
+        # Not a time: at-least-once delivery lost a message.
+        print(f"LOST {fanout['lost']} notification(s) in the fan-out")
+        return 1
     return 0
 
 

@@ -13,14 +13,16 @@ import shutil
 import sys
 from pathlib import Path
 
-SERVICES = ("referrals", "cases", "risk")
+SERVICES = ("referrals", "cases", "risk", "notifications")
 COMMANDS = ("mend-api", "mend-worker", "mend-relay", "mend-migrate")
 STUBS = (
     "mend.referrals.v1.referrals_pb2_grpc",
     "mend.cases.v1.cases_pb2_grpc",
     "mend.risk.v1.risk_pb2_grpc",
+    "mend.notifications.v1.notifications_pb2_grpc",
 )
 # Data files a package reads at run time (setuptools package-data): package -> glob patterns.
+# (mend_notifications ships no data files; its migrations are checked below like every service's.)
 PACKAGE_DATA = {"mend_risk": ("domain/rules/*.json",)}
 
 
@@ -67,6 +69,12 @@ def main() -> int:
                     f"service {name}: migrations not found at {definition.migrations_dir}; "
                     "mend-migrate would fail. Ship migrations/ inside the package (package data) "
                     "and point migrations_dir at it, so a non-editable install carries them."
+                )
+            elif not any((definition.migrations_dir / "versions").glob("*.py")):
+                problems.append(
+                    f"service {name}: no revisions in {definition.migrations_dir / 'versions'}; "
+                    "mend-migrate would create nothing. Add migrations/versions/*.py to the "
+                    "package-data in its pyproject.toml."
                 )
             elif definition.migrations_dir.resolve() in seen:
                 problems.append(

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from mend.cases.v1 import cases_pb2, cases_pb2_grpc
+from mend.notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from mend.risk.v1 import risk_pb2, risk_pb2_grpc
 from mend.referrals.v1 import referrals_pb2, referrals_pb2_grpc
 from mend_cli.client import CasesClient, ReferralsClient
@@ -33,6 +34,7 @@ SERVICES = [  # (service, proto module, stub class, service name)
     ("referrals", referrals_pb2, referrals_pb2_grpc.AgencyAdminServiceStub, "AgencyAdminService"),
     ("cases", cases_pb2, cases_pb2_grpc.CaseServiceStub, "CaseService"),
     ("risk", risk_pb2, risk_pb2_grpc.RiskServiceStub, "RiskService"),
+    ("notifications", notifications_pb2, notifications_pb2_grpc.NotificationServiceStub, "NotificationService"),
 ]
 
 
@@ -44,9 +46,10 @@ def every_method():
 
 ALL_METHODS = list(every_method())
 # A new method must be added here on purpose, after checking the tests below cover it.
-assert len(ALL_METHODS) == 33
+assert len(ALL_METHODS) == 44
 CASE_METHODS = [(m, r) for s, _, m, r in ALL_METHODS if s == "cases"]
 RISK_METHODS = [(m, r) for s, _, m, r in ALL_METHODS if s == "risk"]
+NOTIFICATION_METHODS = [(m, r) for s, _, m, r in ALL_METHODS if s == "notifications"]
 
 
 def code_of(call) -> grpc.StatusCode:
@@ -347,6 +350,36 @@ def test_no_risk_method_reveals_or_changes_an_assessment_the_caller_may_not_see(
         assert code in (NOT_FOUND, PERMISSION_DENIED), f"{method} gave {code} to {roles}"
     after = [(a.assessment_id, a.status, a.version) for a in tenant.risk_client("coordinator").list(case_id)]
     assert after == [(assessment.assessment_id, "awaiting_approval", assessment.version)]
+
+
+@pytest.mark.parametrize("roles,subject", [
+    (["coordinator", "manager", "auditor"], "outsider"),   # another county
+    (["facilitator"], "a-facilitator"),                    # this county, no part in messages
+    (["admin"], "it-admin"),                               # this county, IT: contacts only
+])
+def test_no_notification_method_reveals_or_changes_a_case_the_caller_may_not_see(stack, tenant, roles, subject):
+    """Every NotificationService method about a case or a message, filled in plausibly, for a
+    caller who may not see the case: never OK (an empty list at most)."""
+    _, case_id = _opened_case(tenant)
+    case = tenant.cases_client("coordinator").get(case_id)
+    victim = next(p.participant_id for p in case.participants if p.role == "victim")
+    responsible = next(p.participant_id for p in case.participants if p.role == "responsible_person")
+    counties = [f"county-{uuid.uuid4().hex[:8]}"] if subject == "outsider" else [tenant.county]
+    md = (("authorization", f"Bearer {stack.token(roles, counties, subject=subject)}"),)
+    stub = notifications_pb2_grpc.NotificationServiceStub(grpc.insecure_channel(stack.grpc_target("notifications")))
+    plausible = {"case_id": case_id, "participant_id": victim, "about_participant_id": victim,
+                 "to_participant_id": responsible, "fields": ["given_name"], "reason": "agreed", "channels": ["email"],
+                 "language": "en", "message_id": str(uuid.uuid4())}
+    for method, request_class in NOTIFICATION_METHODS:
+        if method in ("SaveTemplate", "ListTemplates", "PreviewTemplate", "SetStaffContact",
+                      "RegisterReferrerContact"):
+            continue    # not about a case: their roles are checked in tests/integration/test_notifications.py
+        fields = {k: v for k, v in plausible.items() if k in request_class.DESCRIPTOR.fields_by_name}
+        call = lambda: getattr(stub, method)(request_class(**fields), metadata=md, timeout=10)  # noqa: E731
+        if method == "ListMessages" and "admin" not in roles and "facilitator" not in roles:
+            assert list(call().messages) == []
+            continue
+        assert code_of(call) in (NOT_FOUND, PERMISSION_DENIED), f"{method} gave {code_of(call)} to {roles}"
 
 
 def test_a_facilitator_sees_only_allocated_cases(stack, tenant):

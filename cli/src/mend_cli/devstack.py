@@ -9,7 +9,11 @@ import threading
 from pathlib import Path
 
 from .demo import EXAMPLE_REFERRAL, seed
+from mend_common.testing.smtp_sink import SmtpSink
+
 from .stack import SERVICES, MendStack
+
+DEV_SMTP_PORT = 2525
 
 DEV_VHOST = "mend-dev"
 RABBIT_MANAGEMENT = "http://127.0.0.1:15672"
@@ -36,8 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "run"
     var_dir = Path(os.environ.get("MEND_VAR_DIR", "var")).resolve()
+    mail = var_dir / "mail"
+    # Unless a real relay is named, the demo's email goes to a local mail catcher: one .eml file
+    # per message under var/mail/.
+    smtp_env = {} if os.environ.get("MEND_SMTP_HOST") else {"MEND_SMTP_HOST": "127.0.0.1",
+                                                            "MEND_SMTP_PORT": str(DEV_SMTP_PORT)}
     stack = MendStack(var_dir=var_dir, amqp_uri=dev_amqp_uri(),
-                      database_url=os.environ.get("MEND_DATABASE_URL") or None, fixed_ports=True)
+                      database_url=os.environ.get("MEND_DATABASE_URL") or None, fixed_ports=True,
+                      extra_env=smtp_env)
     if command == "migrate":
         stack.migrate()
         print("migrated:", ", ".join(SERVICES))
@@ -48,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Mend: starting {', '.join(SERVICES)} (database: {stack.database_url or 'SQLite files in ' + str(var_dir)}; "
           f"broker: {stack.amqp_uri.rsplit('@', 1)[-1]})")
+    catcher = None
+    if smtp_env:
+        mail.mkdir(parents=True, exist_ok=True)
+        catcher = SmtpSink(DEV_SMTP_PORT, keep_messages=False, on_message=lambda msg, *_: (
+            mail / f"{str(msg['Message-ID']).strip('<>').replace('/', '_')}.eml").write_bytes(msg.as_bytes())).start()
     stack.start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -62,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:10} gRPC {stack.grpc_target(name)}   HTTP {stack.http_base(name)} "
                   f"(/healthz /readyz /metrics)   worker http://127.0.0.1:{p.worker_http[0]}/metrics")
         print(f"  OpenAPI    {stack.http_base('referrals')}/v1/openapi.yaml")
+        if catcher is not None:
+            print(f"  mail       SMTP 127.0.0.1:{DEV_SMTP_PORT}, each message saved under {mail}")
         print("\nPartner agencies (demo API keys; send as the x-api-key header)")
         for name, a in creds["agencies"].items():
             print(f"  {name} [{a['county']}, {a['kind']}]\n      {a['api_key']}")
@@ -87,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         print("\nstopping...")
         stack.stop()
+        if catcher is not None:
+            catcher.stop()
         print("stopped")
     return 0
 

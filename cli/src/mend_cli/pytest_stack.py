@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pytest
 
 from mend_common.testing.plugin import PostgresDatabase, RabbitVhost
+from mend_common.testing.provider_server import ProviderServer
+from mend_common.testing.smtp_sink import SmtpSink
 
 from .client import CasesClient, ReferralsClient, RiskClient
 from .stack import MendStack
@@ -17,18 +19,26 @@ TEST_ENV = {"MEND_RETRY_DELAY_MS": "200", "MEND_MAX_DELIVERY_ATTEMPTS": "3", "ME
             "MEND_LOG_LEVEL": "INFO",
             # The overdue-item and Victims' Code sweep runs every second, so tests see it work.
             "MEND_CASES_SWEEP_SECONDS": "1", "MEND_CASES_REMOTE_TIMEOUT_SECONDS": "2",
-            "MEND_RISK_SWEEP_SECONDS": "1", "MEND_RISK_REMOTE_TIMEOUT_SECONDS": "2"}
+            "MEND_RISK_SWEEP_SECONDS": "1", "MEND_RISK_REMOTE_TIMEOUT_SECONDS": "2",
+            "MEND_NOTIFY_DISPATCH_SECONDS": "0.2", "MEND_NOTIFY_REMINDER_SWEEP_SECONDS": "1",
+            "MEND_NOTIFY_REMOTE_TIMEOUT_SECONDS": "2", "MEND_NOTIFY_CHANNEL_TIMEOUT_SECONDS": "3",
+            # The local webhook receiver listens on 127.0.0.1, which production refuses.
+            "MEND_NOTIFY_WEBHOOK_PUBLIC_ONLY": "false"}
 
 
 def start_stack_on(vhost: RabbitVhost, tmp_path_factory, backend: str, **kwargs) -> MendStack:
     """Start a region on an existing vhost, with a PostgreSQL database of its own (so no event left
     in an earlier region's outbox reaches this one). The caller ends it with stop_stack."""
     database = PostgresDatabase(f"mend_stack_{uuid.uuid4().hex[:10]}").create() if backend == "postgresql" else None
-    env = dict(TEST_ENV)
+    # The outside world the notifications service writes to: a mail server and an SMS and letter provider.
+    smtp, provider = SmtpSink().start(), ProviderServer().start()
+    env = dict(TEST_ENV, MEND_SMTP_HOST="127.0.0.1", MEND_SMTP_PORT=str(smtp.port), MEND_PROVIDER_URL=provider.base_url,
+               MEND_PROVIDER_API_KEY=provider.api_key)
     env.update(kwargs.pop("extra_env", {}))
     stack = MendStack(var_dir=tmp_path_factory.mktemp(f"stack-{backend}"), amqp_uri=vhost.uri,
                       database_url=database.url if database else None, extra_env=env, **kwargs)
     stack.vhost, stack.backend, stack.private_database = vhost, backend, database
+    stack.smtp, stack.provider = smtp, provider
     try:
         stack.start()
     except Exception:
@@ -42,6 +52,8 @@ def stop_stack(stack: MendStack) -> None:
     try:
         stack.stop()
     finally:
+        stack.smtp.stop()
+        stack.provider.stop()
         if stack.private_database is not None:
             stack.private_database.drop()
 
@@ -83,6 +95,13 @@ class Tenant:
 
     def cases_client(self, *roles: str, subject: str = "staff-1") -> CasesClient:
         return CasesClient(self.stack.grpc_target("cases"), token=self.staff_token(*(roles or ("coordinator",)), subject=subject))
+
+    def notifications_stub(self, *roles: str, subject: str = "staff-1"):
+        """The NotificationService stub and the metadata carrying a staff token."""
+        import grpc
+        from mend.notifications.v1 import notifications_pb2_grpc
+        stub = notifications_pb2_grpc.NotificationServiceStub(grpc.insecure_channel(self.stack.grpc_target("notifications")))
+        return stub, (("authorization", f"Bearer {self.staff_token(*(roles or ('coordinator',)), subject=subject)}"),)
 
     def risk_client(self, *roles: str, subject: str = "staff-1") -> RiskClient:
         return RiskClient(self.stack.grpc_target("risk"), token=self.staff_token(*(roles or ("coordinator",)), subject=subject))

@@ -13,7 +13,7 @@ from mend_common.migrations import upgrade
 from mend_common.registry import load_definition
 from mend_common.testing.processes import ManagedProcess, ProcessGroup, console_script, free_port, port_in_use
 
-SERVICES = ("referrals", "cases", "risk")
+SERVICES = ("referrals", "cases", "risk", "notifications")
 
 
 @dataclass
@@ -66,6 +66,8 @@ class MendStack:
             # What this service shows when it asks another over nameko RPC (a secret in production).
             "MEND_SERVICE_TOKEN": self.issuer.issue_service(service),
             "MEND_RELAY_ENABLED": "true" if self.relay_in_api else "false",
+            # A local region's referrer webhooks and mail catcher live on this machine.
+            "MEND_NOTIFY_WEBHOOK_PUBLIC_ONLY": "false",
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.extra_env)
