@@ -5,34 +5,16 @@ from __future__ import annotations
 import json
 import uuid
 
-from mend_cli.main import main
-from mend_cli.pytest_stack import referral_draft
-from tests.support.waiting import wait_for
+from tests.support.case_flow import opened_case
+from tests.support.cli import StaffCli
 
 
 def _opened_case(tenant) -> str:
-    agency = tenant.agency_client()
-    submitted = agency.submit(referral_draft(tenant.county), request_id=f"req-{uuid.uuid4().hex}")
-    return wait_for(lambda: agency.get(submitted.referral_id).case_id)
+    return opened_case(tenant)[1]
 
 
-class Cli:
-    def __init__(self, tenant, capsys, *roles: str):
-        self.target = tenant.stack.grpc_target("cases")
-        self.token = tenant.staff_token(*(roles or ("coordinator",)), subject="coord-cli")
-        self.capsys = capsys
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        code = main(["--cases", self.target, "--token", self.token, "--timeout", "20", "case", *argv])
-        captured = self.capsys.readouterr()
-        assert "Traceback" not in captured.out + captured.err
-        return code, captured.out, captured.err
-
-    def ok(self, *argv: str) -> str:
-        code, out, err = self(*argv)
-        assert code == 0, err
-        return out
+def Cli(tenant, capsys, *roles: str) -> StaffCli:
+    return StaffCli(tenant, capsys, "cases", "case", *roles)
 
 
 def test_a_coordinator_works_a_case_from_the_command_line(tenant, capsys):

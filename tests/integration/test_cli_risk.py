@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import uuid
 
-from mend_cli.main import GATE_DENIED_EXIT, main
+from mend_cli.main import GATE_DENIED_EXIT
 from tests.support.case_flow import Cases, opened_case, parties, to_risk_and_safety
+from tests.support.cli import StaffCli
 
 
 def _case_at_risk_and_safety(tenant) -> tuple[str, str, str]:
@@ -17,23 +18,8 @@ def _case_at_risk_and_safety(tenant) -> tuple[str, str, str]:
     return case_id, people["victim"], people["responsible_person"]
 
 
-class Cli:
-    def __init__(self, tenant, capsys, *roles: str, subject: str = "coord-cli"):
-        self.target = tenant.stack.grpc_target("risk")
-        self.token = tenant.staff_token(*(roles or ("coordinator",)), subject=subject)
-        self.capsys = capsys
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        code = main(["--risk", self.target, "--token", self.token, "--timeout", "20", "risk", *argv])
-        captured = self.capsys.readouterr()
-        assert "Traceback" not in captured.out + captured.err
-        return code, captured.out, captured.err
-
-    def ok(self, *argv: str) -> str:
-        code, out, err = self(*argv)
-        assert code == 0, err
-        return out
+def Cli(tenant, capsys, *roles: str, subject: str = "coord-cli") -> StaffCli:
+    return StaffCli(tenant, capsys, "risk", "risk", *roles, subject=subject)
 
 
 def test_an_assessment_is_made_reviewed_and_lapses_from_the_command_line(tenant, capsys):

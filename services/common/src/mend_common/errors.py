@@ -104,6 +104,18 @@ class Violations:
             self.add(field, "must be a UUID")
             return ""
 
+    def text(self, field: str, value, *, required: bool, limit: int) -> str:
+        """value stripped; a violation if required and blank, longer than limit, or holding NUL
+        (PostgreSQL cannot store it). Anything but a string counts as blank."""
+        value = value if isinstance(value, str) else ""
+        if required and not value.strip():
+            self.add(field, "is required")
+        if len(value) > limit:
+            self.add(field, f"must be at most {limit} characters")
+        if "\x00" in value:
+            self.add(field, "must not contain NUL characters")
+        return value.strip()
+
     def raise_if_any(self) -> None:
         if self.items:
             raise ValidationFailed(self.items)

@@ -11,6 +11,7 @@ from typing import Any
 
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 
 _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
@@ -110,3 +111,12 @@ def _plain_scalar(field: FieldDescriptor, value: Any, where: str) -> Any:
     if isinstance(value, (dict, list)):
         raise ValueError(f"{where}: must be a single value")
     return value
+
+
+def timestamp(dt) -> Timestamp | None:
+    """A datetime as a protobuf Timestamp (a naive one is taken as UTC); None stays None."""
+    if dt is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(dt)
+    return ts

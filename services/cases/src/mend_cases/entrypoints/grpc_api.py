@@ -1,12 +1,11 @@
 """gRPC entrypoint of the cases service: translates messages and calls the service layer."""
 from __future__ import annotations
 
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.cases.v1 import cases_pb2 as pb
 from mend.cases.v1 import cases_pb2_grpc as pb_grpc
 from mend_common.grpc_server import current_principal
-from mend_common.proto_convert import enum_to_plain, plain_to_enum
+from mend_common.proto_convert import enum_to_plain, plain_to_enum, timestamp
 
 from ..domain.clocks import has_enhanced_rights
 from ..domain.lifecycle import next_stages
@@ -14,14 +13,6 @@ from ..service_layer import services
 
 STAGE_ENUM = pb.DESCRIPTOR.enum_types_by_name["Stage"]
 SERVICE_NAMES = ["mend.cases.v1.CaseService"]
-
-
-def _ts(dt) -> Timestamp | None:
-    if dt is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(dt)
-    return ts
 
 
 def _stage(stage: str):
@@ -34,9 +25,9 @@ def participant_to_pb(p, case=None) -> pb.Participant:
         date_of_birth=p.date_of_birth or "", age=p.age or 0, is_youth=p.is_youth,
         vulnerabilities=p.vulnerabilities, consent_to_contact=p.consent_to_contact,
         preferred_channel=p.preferred_channel, consent_status=p.consent_status, consent_method=p.consent_method,
-        consent_at=_ts(p.consent_at), process_stopped=p.process_stopped, enhanced_rights=has_enhanced_rights(case, p) if case else p.has_enhanced_rights,
-        information_offered_at=_ts(p.information_offered_at), support_referral_at=_ts(p.support_referral_at),
-        consent_history=[pb.ConsentEntry(status=r.status, method=r.method, at=_ts(r.at), recorded_by=r.recorded_by,
+        consent_at=timestamp(p.consent_at), process_stopped=p.process_stopped, enhanced_rights=has_enhanced_rights(case, p) if case else p.has_enhanced_rights,
+        information_offered_at=timestamp(p.information_offered_at), support_referral_at=timestamp(p.support_referral_at),
+        consent_history=[pb.ConsentEntry(status=r.status, method=r.method, at=timestamp(r.at), recorded_by=r.recorded_by,
                                          note=r.note) for r in p.consent_history])
 
 
@@ -47,14 +38,14 @@ def case_to_pb(case) -> pb.Case:
         initiated_by=case.initiated_by, offence_type=case.offence_type, offence_category=case.offence_category,
         offence_date=case.offence_date, offence_flags=case.offence_flags,
         referring_agency_id=case.referring_agency_id, agency_reference=case.agency_reference,
-        opened_at=_ts(case.opened_at), offence_reported_date=case.offence_reported_date or "",
+        opened_at=timestamp(case.opened_at), offence_reported_date=case.offence_reported_date or "",
         participants=[participant_to_pb(p, case) for p in case.participants],
-        history=[pb.StageChange(stage=_stage(h.stage), at=_ts(h.at), by=h.by, reason=h.reason) for h in case.history],
+        history=[pb.StageChange(stage=_stage(h.stage), at=timestamp(h.at), by=h.by, reason=h.reason) for h in case.history],
         seriousness=case.seriousness,
         eligibility=pb.Eligibility(decision=e.decision, facts_acknowledged=e.facts_acknowledged, reason=e.reason,
-                                   decided_by=e.decided_by, decided_at=_ts(e.decided_at)) if e else None,
+                                   decided_by=e.decided_by, decided_at=timestamp(e.decided_at)) if e else None,
         intervention_kind=case.intervention_kind,
-        facilitators=[pb.Allocation(facilitator_id=a.facilitator_id, lead=a.lead, allocated_at=_ts(a.allocated_at),
+        facilitators=[pb.Allocation(facilitator_id=a.facilitator_id, lead=a.lead, allocated_at=timestamp(a.allocated_at),
                                     allocated_by=a.allocated_by) for a in case.facilitators],
         outcome_items=[pb.OutcomeItem(item_id=i.item_id, kind=i.kind, description=i.description,
                                       owner_participant_id=i.owner_participant_id, due_on=i.due_on.isoformat(),
@@ -63,18 +54,18 @@ def case_to_pb(case) -> pb.Case:
         no_agreement_reason=case.no_agreement_reason,
         follow_up=pb.FollowUp(support_given=f.support_given, signposted_to=f.signposted_to,
                               satisfaction=f.satisfaction, recorded_by=f.recorded_by,
-                              recorded_at=_ts(f.recorded_at)) if f else None,
-        closure=pb.Closure(reason=c.reason, note=c.note, closed_by=c.closed_by, closed_at=_ts(c.closed_at))
+                              recorded_at=timestamp(f.recorded_at)) if f else None,
+        closure=pb.Closure(reason=c.reason, note=c.note, closed_by=c.closed_by, closed_at=timestamp(c.closed_at))
         if c else None,
         retention_hold=case.retention_hold,
         clocks=[pb.VictimsCodeClock(kind=k.kind, participant_id=k.participant_id, started_on=k.started_on.isoformat(),
-                                    basis=k.basis, due_on=k.due_on.isoformat(), met_at=_ts(k.met_at),
+                                    basis=k.basis, due_on=k.due_on.isoformat(), met_at=timestamp(k.met_at),
                                     breached=k.breached_at is not None) for k in case.clocks],
         next_stages=[_stage(s) for s in next_stages(case.stage)])
 
 
 def note_to_pb(note) -> pb.Note:
-    return pb.Note(note_id=note.note_id, case_id=note.case_id, author=note.author, written_at=_ts(note.written_at),
+    return pb.Note(note_id=note.note_id, case_id=note.case_id, author=note.author, written_at=timestamp(note.written_at),
                    body=note.body, corrects_note_id=note.corrects_note_id or "")
 
 

@@ -292,14 +292,7 @@ def _closed_event(case: Case) -> tuple[str, dict]:
 
 
 def _text(v: Violations, name: str, value: str, *, required: bool, limit: int = MAX_TEXT) -> str:
-    value = value if isinstance(value, str) else ""
-    if required and not value.strip():
-        v.add(name, "is required")
-    if len(value) > limit:
-        v.add(name, f"must be at most {limit} characters")
-    if "\x00" in value:
-        v.add(name, "must not contain NUL characters")
-    return value.strip()
+    return v.text(name, value, required=required, limit=limit)
 
 
 def _choice(v: Violations, name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -3,23 +3,15 @@ from __future__ import annotations
 
 import json
 
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.notifications.v1 import notifications_pb2 as pb
 from mend.notifications.v1 import notifications_pb2_grpc as pb_grpc
 from mend_common.grpc_server import current_principal
+from mend_common.proto_convert import timestamp
 
 from ..service_layer import services
 
 SERVICE_NAMES = ["mend.notifications.v1.NotificationService"]
-
-
-def _ts(dt) -> Timestamp | None:
-    if dt is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(services._aware(dt))
-    return ts
 
 
 def message_to_pb(row) -> pb.Message:
@@ -27,15 +19,15 @@ def message_to_pb(row) -> pb.Message:
         message_id=row.message_id, case_id=row.case_id, county=row.county, message_type=row.message_type,
         channel=row.channel, recipient_kind=row.recipient_kind, recipient_id=row.recipient_id,
         language=row.language, template_version=row.template_version, subject=row.subject, status=row.status,
-        attempts=row.attempts, last_error=row.last_error, created_at=_ts(row.created_at),
-        next_attempt_at=_ts(row.next_attempt_at), sent_at=_ts(row.sent_at), delivered_at=_ts(row.delivered_at),
+        attempts=row.attempts, last_error=row.last_error, created_at=timestamp(row.created_at),
+        next_attempt_at=timestamp(row.next_attempt_at), sent_at=timestamp(row.sent_at), delivered_at=timestamp(row.delivered_at),
         event_id=row.event_id)
 
 
 def template_to_pb(t: dict) -> pb.Template:
     return pb.Template(message_type=t["message_type"], channel=t["channel"], language=t["language"],
                        version=t["version"], subject=t["subject"], body=t["body"], saved_by=t["saved_by"],
-                       saved_at=_ts(t["saved_at"]))
+                       saved_at=timestamp(t["saved_at"]))
 
 
 class NotificationServicer(pb_grpc.NotificationServiceServicer):

@@ -1,12 +1,11 @@
 """gRPC servicers: translate proto <-> plain data and call the service layer. Nothing else."""
 from __future__ import annotations
 
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.referrals.v1 import referrals_pb2 as pb
 from mend.referrals.v1 import referrals_pb2_grpc as pb_grpc
 from mend_common.grpc_server import current_principal
-from mend_common.proto_convert import enum_to_plain, message_to_plain, plain_to_enum
+from mend_common.proto_convert import enum_to_plain, message_to_plain, plain_to_enum, timestamp
 
 from ..service_layer import services
 
@@ -14,25 +13,19 @@ STATUS_ENUM = pb.DESCRIPTOR.enum_types_by_name["ReferralStatus"]
 AGENCY_KIND_ENUM = pb.DESCRIPTOR.enum_types_by_name["AgencyKind"]
 
 
-def _ts(dt) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(dt)
-    return ts
-
-
 def referral_to_pb(referral) -> pb.Referral:
     return pb.Referral(
         referral_id=referral.referral_id, agency_id=referral.agency_id,
         agency_reference=referral.agency_reference, county=referral.county,
         status=plain_to_enum(STATUS_ENUM, referral.status), case_id=referral.case_id or "",
-        received_at=_ts(referral.received_at),
-        history=[pb.StatusChange(status=plain_to_enum(STATUS_ENUM, h["status"]), at=_ts(h["at"]), detail=h["detail"])
+        received_at=timestamp(referral.received_at),
+        history=[pb.StatusChange(status=plain_to_enum(STATUS_ENUM, h["status"]), at=timestamp(h["at"]), detail=h["detail"])
                  for h in referral.history])
 
 
 def agency_to_pb(agency: dict) -> pb.Agency:
     return pb.Agency(agency_id=agency["agency_id"], name=agency["name"], county=agency["county"],
-                     kind=plain_to_enum(AGENCY_KIND_ENUM, agency["kind"]), created_at=_ts(agency["created_at"]))
+                     kind=plain_to_enum(AGENCY_KIND_ENUM, agency["kind"]), created_at=timestamp(agency["created_at"]))
 
 
 class ReferralServicer(pb_grpc.ReferralServiceServicer):
@@ -44,7 +37,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         referral, replayed = services.submit_referral(self.uow, current_principal(), request.request_id, draft)
         return pb.SubmitReferralResponse(referral_id=referral.referral_id,
                                          status=plain_to_enum(STATUS_ENUM, referral.status),
-                                         received_at=_ts(referral.received_at), replayed=replayed)
+                                         received_at=timestamp(referral.received_at), replayed=replayed)
 
     def GetReferral(self, request, context):
         return referral_to_pb(services.get_referral(self.uow, current_principal(), request.referral_id))

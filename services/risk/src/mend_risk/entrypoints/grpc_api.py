@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.risk.v1 import risk_pb2 as pb
 from mend.risk.v1 import risk_pb2_grpc as pb_grpc
 from mend_common.grpc_server import current_principal
+from mend_common.proto_convert import timestamp
 
 from ..domain.rules import current_rules
 from ..service_layer import services
@@ -15,25 +15,17 @@ from ..service_layer import services
 SERVICE_NAMES = ["mend.risk.v1.RiskService"]
 
 
-def _ts(dt) -> Timestamp | None:
-    if dt is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(dt)
-    return ts
-
-
 def assessment_to_pb(a, now=None) -> pb.Assessment:
     c = a.conclusion
     return pb.Assessment(
         assessment_id=a.assessment_id, case_id=a.case_id, county=a.county, participant_id=a.participant_id,
-        stage=a.stage, assessor=a.assessor, assessed_at=_ts(a.assessed_at),
+        stage=a.stage, assessor=a.assessor, assessed_at=timestamp(a.assessed_at),
         factors=[pb.Factor(kind=f.kind, severity=f.severity, source=f.source, notes=f.notes) for f in a.factors],
         level=c.level, measures=list(c.measures), decision=c.decision, needs_approval=c.needs_approval,
         reasons=[pb.Reason(conclusion=r.conclusion, rule_id=r.rule_id, text=r.text) for r in c.reasons],
-        rule_version=c.rule_version, status=a.status, expires_at=_ts(a.expires_at), approved_by=a.approved_by or "",
-        approved_at=_ts(a.approved_at), rejected_by=a.rejected_by or "", rejection_reason=a.rejection_reason or "",
-        expired_at=_ts(a.expired_at), expiry_reason=a.expiry_reason or "", supersedes=a.supersedes or "",
+        rule_version=c.rule_version, status=a.status, expires_at=timestamp(a.expires_at), approved_by=a.approved_by or "",
+        approved_at=timestamp(a.approved_at), rejected_by=a.rejected_by or "", rejection_reason=a.rejection_reason or "",
+        expired_at=timestamp(a.expired_at), expiry_reason=a.expiry_reason or "", supersedes=a.supersedes or "",
         version=a.version, current=a.is_current(now or services._now()))
 
 

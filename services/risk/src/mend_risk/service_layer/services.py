@@ -43,17 +43,6 @@ def _now() -> datetime:
 
 
 # -- input checks -------------------------------------------------------------------------------
-def _text(v: Violations, name: str, value, *, required: bool, limit: int) -> str:
-    value = value if isinstance(value, str) else ""
-    if required and not value.strip():
-        v.add(name, "is required")
-    if len(value) > limit:
-        v.add(name, f"must be at most {limit} characters")
-    if "\x00" in value:
-        v.add(name, "must not contain NUL characters")
-    return value.strip()
-
-
 def _factors(v: Violations, raw: Sequence[dict]) -> tuple[Factor, ...]:
     if len(raw) > MAX_FACTORS:
         v.add("factors", f"must hold at most {MAX_FACTORS} factors")
@@ -81,7 +70,7 @@ def _factors(v: Violations, raw: Sequence[dict]) -> tuple[Factor, ...]:
         notes = f.get("notes", "")
         if not isinstance(notes, str):
             v.add(f"factors[{i}].notes", "must be text")
-        notes = _text(v, f"factors[{i}].notes", notes, required=False, limit=MAX_NOTES)
+        notes = v.text(f"factors[{i}].notes", notes, required=False, limit=MAX_NOTES)
         if ok:
             seen.add(kind)
             factors.append(Factor(kind=kind, severity=severity, source=source, notes=notes))
@@ -213,7 +202,7 @@ def review_assessment(uow_factory: Callable, cases: CaseFactsSource, principal: 
     _staff(principal)
     v = Violations()
     assessment_id = v.uuid("assessment_id", assessment_id)
-    reason = _text(v, "reason", reason, required=not approve, limit=MAX_NOTES)
+    reason = v.text("reason", reason, required=not approve, limit=MAX_NOTES)
     if expected_version < 0:
         v.add("expected_version", "must not be negative")
     v.raise_if_any()
@@ -266,7 +255,7 @@ def record_new_information(uow_factory: Callable, cases: CaseFactsSource, princi
     case_id = v.uuid("case_id", case_id)
     if participant_id:
         participant_id = v.uuid("participant_id", participant_id)
-    summary = _text(v, "summary", summary, required=True, limit=MAX_NOTES)
+    summary = v.text("summary", summary, required=True, limit=MAX_NOTES)
     v.raise_if_any()
     facts = _readable_case(uow_factory, cases, principal, case_id, "risk.new_information")
     if not access.can_expire(principal, facts.county, facts.facilitator_ids):
