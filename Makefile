@@ -9,7 +9,7 @@ PROTOS := $(shell find proto -name '*.proto')
 
 install: $(STAMP) build/gen/.stamp
 
-$(STAMP): requirements.lock services/common/pyproject.toml services/referrals/pyproject.toml services/cases/pyproject.toml services/risk/pyproject.toml services/notifications/pyproject.toml cli/pyproject.toml
+$(STAMP): requirements.lock services/common/pyproject.toml services/referrals/pyproject.toml services/cases/pyproject.toml services/risk/pyproject.toml services/notifications/pyproject.toml services/scheduling/pyproject.toml cli/pyproject.toml
 	scripts/bootstrap-venv.sh $(VENV)
 	touch $(STAMP)
 

@@ -13,16 +13,18 @@ import shutil
 import sys
 from pathlib import Path
 
-SERVICES = ("referrals", "cases", "risk", "notifications")
+SERVICES = ("referrals", "cases", "risk", "notifications", "scheduling")
 COMMANDS = ("mend-api", "mend-worker", "mend-relay", "mend-migrate")
 STUBS = (
     "mend.referrals.v1.referrals_pb2_grpc",
     "mend.cases.v1.cases_pb2_grpc",
     "mend.risk.v1.risk_pb2_grpc",
     "mend.notifications.v1.notifications_pb2_grpc",
+    "mend.scheduling.v1.scheduling_pb2_grpc",
 )
 # Data files a package reads at run time (setuptools package-data): package -> glob patterns.
-# (mend_notifications ships no data files; its migrations are checked below like every service's.)
+# (mend_notifications and mend_scheduling ship no data files; their migrations are checked below like
+# every service's.)
 PACKAGE_DATA = {"mend_risk": ("domain/rules/*.json",)}
 
 

@@ -27,7 +27,7 @@ fi
 # Editable installs: entry points (mend-api, mend-worker, the mend CLI, service discovery)
 # point at the working tree.
 "$venv/bin/pip" install -q --no-deps --no-build-isolation \
-  -e services/common -e services/referrals -e services/cases -e services/risk -e services/notifications -e cli
+  -e services/common -e services/referrals -e services/cases -e services/risk -e services/notifications -e services/scheduling -e cli
 # Generated gRPC stubs live in build/gen.
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$(pwd)/build/gen" > "$site/mend-proto-stubs.pth"

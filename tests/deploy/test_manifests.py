@@ -32,6 +32,7 @@ SERVICES = {
     "referrals": {"grpc": 50051, "http": 8081, "worker": 9101},
     "cases": {"grpc": 50052, "http": 8082, "worker": 9102},
     "risk": {"grpc": 50053, "http": 8083, "worker": 9103},
+    "scheduling": {"grpc": 50054, "http": 8084, "worker": 9104},
     "notifications": {"grpc": 50055, "http": 8085, "worker": 9105},
 }
 # Environment variable -> (Secret name, key); never a literal value.

@@ -1,14 +1,12 @@
 """The case lifecycle over the running region: real gRPC, RabbitMQ, nameko workers and a database
 (each module runs on SQLite and on PostgreSQL). The referrer's status follows the coordinator's
-decisions; moves that need risk cleared ask the real risk service, and the facilitator register
-(a stand-in until the scheduling service exists) fails closed when nobody answers; other services
-ask the cases worker over nameko RPC with a service token; the worker's timer flags Victims' Code
-breaches."""
+decisions; moves that need risk cleared ask the real risk service, and allocation checks each
+facilitator against the real scheduling service's register; other services ask the cases worker
+over nameko RPC with a service token; the worker's timer flags Victims' Code breaches."""
 from __future__ import annotations
 
-import sys
+import uuid
 from datetime import date, timedelta
-from pathlib import Path
 
 import grpc
 import pytest
@@ -16,12 +14,10 @@ import pytest
 from mend.cases.v1 import cases_pb2 as pb
 from mend.referrals.v1 import referrals_pb2
 from mend_common.rpc import RpcClient, RpcError
-from mend_common.testing.processes import ManagedProcess
 from tests.support.case_flow import Cases, assess_everyone, opened_case, parties, refused, to_risk_and_safety
 from tests.support.mend import metric_value
+from tests.support.scheduling import register_facilitator
 from tests.support.waiting import wait_for
-
-STANDINS = Path(__file__).resolve().parents[1] / "support" / "standin_services.py"
 
 
 def test_the_referrer_sees_acceptance_and_rejection(tenant):
@@ -75,36 +71,18 @@ def test_without_an_approved_assessment_or_the_register_nothing_proceeds(tenant)
     # The risk service answered: nobody has been assessed yet.
     assert {rule for rule, _ in details} == {"risk_assessment_approved"}
     assert "no current approved risk assessment" in details[0][1]
-    code, message, _ = refused(lambda: cases.AllocateFacilitators(case_id=case_id, facilitator_ids=["fac-advanced"]))
-    assert code == grpc.StatusCode.UNAVAILABLE and "facilitator register" in message
+    # Nobody on the county's register by that id: the scheduling service says so.
+    stranger = str(uuid.uuid4())
+    code, _, details = refused(lambda: cases.AllocateFacilitators(case_id=case_id, facilitator_ids=[stranger]))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and {rule for rule, _ in details} == {"facilitator_known"}
     assert cases.GetCase(case_id=case_id).stage == pb.STAGE_RISK_AND_SAFETY
 
 
-@pytest.fixture
-def standins(tenant, tmp_path):
-    """The scheduling stand-in (the facilitator register), on this region's broker, for one test."""
-    stack = tenant.stack
-    process = ManagedProcess("standins", [sys.executable, str(STANDINS), stack.amqp_uri, str(stack.public_key),
-                                          tenant.county],
-                             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(STANDINS.parents[2])}, ready_url=None,
-                             log_path=tmp_path / "standins.log").start()
-    client = RpcClient(stack.amqp_uri, timeout=3, token=stack.issuer.issue_service("tests"))
-
-    def answering():
-        try:
-            return client.call("scheduling", "callers") is not None
-        except RpcError:
-            return False
-    try:
-        wait_for(answering, timeout=60, interval=0.3)
-        yield client
-    finally:
-        client.close()
-        process.stop()
-
-
-def test_with_risk_cleared_and_a_fit_facilitator_the_case_goes_on(tenant, standins):
+def test_with_risk_cleared_and_a_fit_facilitator_the_case_goes_on(tenant):
     cases = Cases(tenant)
+    advanced = register_facilitator(tenant, "Alex Advanced").facilitator_id
+    foundation = register_facilitator(tenant, "Fran Foundation", training_level="foundation").facilitator_id
+    inactive = register_facilitator(tenant, "Ina Inactive", active=False).facilitator_id
     _, case_id = opened_case(tenant, offence={"type": "assault", "category": "violence_against_the_person",
                                               "date": "2026-09-14", "reported_date": "2026-09-15",
                                               "serious_violence": True})
@@ -122,19 +100,18 @@ def test_with_risk_cleared_and_a_fit_facilitator_the_case_goes_on(tenant, standi
     assert case.stage == pb.STAGE_PREPARATION
 
     code, _, details = refused(lambda: cases.AllocateFacilitators(
-        case_id=case_id, facilitator_ids=["fac-foundation", "fac-inactive"]))
+        case_id=case_id, facilitator_ids=[foundation, inactive]))
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert {rule for rule, _ in details} == {"facilitator_training", "facilitator_active"}
-    case = cases.AllocateFacilitators(case_id=case_id, facilitator_ids=["fac-advanced"], reason="experienced")
-    assert [a.facilitator_id for a in case.facilitators] == ["fac-advanced"]
-    # The register saw the cases service's own service token.
-    assert "service:cases" in standins.call("scheduling", "callers")
+    case = cases.AllocateFacilitators(case_id=case_id, facilitator_ids=[advanced], reason="experienced")
+    # The register answers only Mend services: the cases worker asked with its own service token.
+    assert [a.facilitator_id for a in case.facilitators] == [advanced]
 
-    facilitator = Cases(tenant, "facilitator", subject="fac-advanced")
+    facilitator = Cases(tenant, "facilitator", subject=advanced)
     assert facilitator.GetCase(case_id=case_id).case_id == case_id
     mine = facilitator.ListCases()
     assert [c.case_id for c in mine.cases] == [case_id]
-    other = Cases(tenant, "facilitator", subject="fac-foundation")
+    other = Cases(tenant, "facilitator", subject=foundation)
     assert refused(lambda: other.GetCase(case_id=case_id))[0] == grpc.StatusCode.NOT_FOUND
     assert list(other.ListCases().cases) == []
     note = facilitator.AddNote(case_id=case_id, body="Met the victim at home.")

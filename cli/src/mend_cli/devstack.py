@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -36,6 +37,19 @@ def dev_amqp_uri() -> str:
     return f"amqp://guest:guest@127.0.0.1:5672/{DEV_VHOST}"
 
 
+def calendar_secret(var_dir: Path) -> str:
+    """MEND_SCHEDULING_CALENDAR_SECRET if set; else a random one kept in var/, so facilitators'
+    calendar feed URLs stay the same from one `make run` to the next."""
+    if os.environ.get("MEND_SCHEDULING_CALENDAR_SECRET"):
+        return os.environ["MEND_SCHEDULING_CALENDAR_SECRET"]
+    path = var_dir / "scheduling-calendar.secret"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "run"
@@ -47,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                                                             "MEND_SMTP_PORT": str(DEV_SMTP_PORT)}
     stack = MendStack(var_dir=var_dir, amqp_uri=dev_amqp_uri(),
                       database_url=os.environ.get("MEND_DATABASE_URL") or None, fixed_ports=True,
-                      extra_env=smtp_env)
+                      extra_env=dict(smtp_env, MEND_SCHEDULING_CALENDAR_SECRET=calendar_secret(var_dir)))
     if command == "migrate":
         stack.migrate()
         print("migrated:", ", ".join(SERVICES))

@@ -22,6 +22,10 @@ TEST_ENV = {"MEND_RETRY_DELAY_MS": "200", "MEND_MAX_DELIVERY_ATTEMPTS": "3", "ME
             "MEND_RISK_SWEEP_SECONDS": "1", "MEND_RISK_REMOTE_TIMEOUT_SECONDS": "2",
             "MEND_NOTIFY_DISPATCH_SECONDS": "0.2", "MEND_NOTIFY_REMINDER_SWEEP_SECONDS": "1",
             "MEND_NOTIFY_REMOTE_TIMEOUT_SECONDS": "2", "MEND_NOTIFY_CHANNEL_TIMEOUT_SECONDS": "3",
+            "MEND_SCHEDULING_REMOTE_TIMEOUT_SECONDS": "2",
+            # Signs facilitators' calendar feed URLs (at least 32 characters; without it the
+            # scheduling api serves no feed).
+            "MEND_SCHEDULING_CALENDAR_SECRET": "test-only-calendar-feed-secret-0123456789",
             # The local webhook receiver listens on 127.0.0.1, which production refuses.
             "MEND_NOTIFY_WEBHOOK_PUBLIC_ONLY": "false"}
 
@@ -105,6 +109,13 @@ class Tenant:
 
     def risk_client(self, *roles: str, subject: str = "staff-1") -> RiskClient:
         return RiskClient(self.stack.grpc_target("risk"), token=self.staff_token(*(roles or ("coordinator",)), subject=subject))
+
+    def scheduling_stub(self, *roles: str, subject: str = "staff-1"):
+        """The SchedulingService stub and the metadata carrying a staff token."""
+        import grpc
+        from mend.scheduling.v1 import scheduling_pb2_grpc
+        stub = scheduling_pb2_grpc.SchedulingServiceStub(grpc.insecure_channel(self.stack.grpc_target("scheduling")))
+        return stub, (("authorization", f"Bearer {self.staff_token(*(roles or ('coordinator',)), subject=subject)}"),)
 
 
 def make_tenant(stack: MendStack) -> Tenant:

@@ -13,7 +13,7 @@ from mend_common.migrations import upgrade
 from mend_common.registry import load_definition
 from mend_common.testing.processes import ManagedProcess, ProcessGroup, console_script, free_port, port_in_use
 
-SERVICES = ("referrals", "cases", "risk", "notifications")
+SERVICES = ("referrals", "cases", "risk", "notifications", "scheduling")
 
 
 @dataclass

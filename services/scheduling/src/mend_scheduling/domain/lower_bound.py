@@ -1,0 +1,224 @@
+"""A lower bound on the optimal objective: the LP relaxation (GLOP) of an aggregated model.
+
+Valid because every step only relaxes the exact problem over the exact candidate sets (which drop
+nothing feasible, see `candidates`), and a minimisation's relaxation can only cost less:
+
+- a meeting's start is replaced by fractional (day, place) choices `x[m, day, place]`, and its
+  facilitators by fractional `on[m, f, day]` (f works it that day) and `at[m, f, place]` (f works
+  it at that place), linked so that each day and each place gets exactly `needed` facilitators,
+  a facilitator only on days and at places it can share a start with, pinned facilitators fully,
+  and each language at least one speaker;
+- no-overlap becomes capacity: per facilitator and day, minutes of meetings starting that day
+  <= the minutes of that day's availability windows left after busy time (a meeting starting on
+  a day lies in a window that meets that day, from that day's midnight on); per venue and day,
+  minutes <= the rooms' open minutes left after bookings, likewise;
+- weekly hours stay as they are; overload keeps its max(0, load - share) and its floor(./60) is
+  relaxed to >= (overload_hour x overload - 59) / 60.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable, Sequence
+
+import numpy as np
+from ortools.linear_solver import pywraplp
+
+from .candidates import HOME, Instance, MeetingCandidates
+from .planning import MINUTES_PER_DAY, MINUTES_PER_WEEK, PlanningProblem
+
+
+def _usable_minutes(windows: Iterable, busy: tuple[np.ndarray, np.ndarray], day: int) -> int:
+    """Measure of the union of [max(w.start, midnight), w.end) over windows meeting `day`, minus busy spans."""
+    midnight, next_midnight = day * MINUTES_PER_DAY, (day + 1) * MINUTES_PER_DAY
+    spans = sorted((max(w.start, midnight), w.end) for w in windows if w.end > midnight and w.start < next_midnight)
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    total = 0
+    lo, hi = busy
+    for a, b in merged:
+        total += b - a
+        # Busy spans are merged and disjoint, so their overlaps with [a, b) add up.
+        i = int(np.searchsorted(hi, a, side="right"))
+        while i < len(lo) and lo[i] < b:
+            total -= min(b, int(hi[i])) - max(a, int(lo[i]))
+            i += 1
+    return max(0, total)
+
+
+def _day_runs(c: MeetingCandidates) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct start days of a meeting and the index where each day's starts begin."""
+    days = c.starts // MINUTES_PER_DAY
+    values, first = np.unique(days, return_index=True)
+    return values, first
+
+
+def lp_lower_bound(problem: PlanningProblem, fixed_instance: Instance | None = None) -> float:
+    instance = fixed_instance or Instance(problem)
+    candidates = [instance.candidates(m) for m in problem.meetings if m.meeting_id not in instance.fixed]
+    return lower_bound(instance, candidates)
+
+
+def lower_bound(instance: Instance, candidates: Sequence[MeetingCandidates]) -> float:
+    solver = pywraplp.Solver.CreateSolver("GLOP")
+    weights = instance.weights
+    inf = solver.infinity()
+    constant = weights.unplaced * sum(1 for c in candidates if not c.possible)
+    constant += sum(instance.placement_points(p) for p in instance.fixed.values() if p.meeting_id in instance.meetings)
+    objective = solver.Objective()
+
+    staff_day: dict[tuple[str, int], list] = defaultdict(list)      # (f, day) -> [(minutes, var)]
+    staff_week: dict[tuple[str, int], list] = defaultdict(list)
+    venue_day: dict[tuple[str, int], list] = defaultdict(list)
+    load: dict[str, list] = defaultdict(list)
+
+    for n, c in enumerate(candidates):
+        if not c.possible:
+            continue
+        m = c.meeting
+        needed = m.facilitators_needed
+        days, first = _day_runs(c)
+        places = c.venues()
+        if c.home:
+            open_by_place = {HOME: np.ones(len(c.starts), dtype=bool)}
+        else:
+            open_by_place = {}
+            for r in c.rooms:
+                open_by_place[r.venue_id] = open_by_place.get(r.venue_id, np.zeros(len(c.starts), dtype=bool)) | r.allowed
+        # x[day, place]
+        placed = solver.Constraint(-inf, 1.0)
+        x: dict[tuple[int, str], pywraplp.Variable] = {}
+        for place in places:
+            per_day = np.logical_or.reduceat(open_by_place[place], first)
+            for k, day in enumerate(days.tolist()):
+                if not per_day[k]:
+                    continue
+                var = solver.NumVar(0, 1, "")
+                x[(day, place)] = var
+                placed.SetCoefficient(var, 1)
+                waiting = weights.waiting_day * (day - m.earliest // MINUTES_PER_DAY)
+                # U x (1 - placed) = U - U x sum(x)
+                objective.SetCoefficient(var, waiting + c.place_cost[place] - weights.unplaced)
+                if place != HOME:
+                    venue_day[(place, day)].append((m.duration, var))
+        constant += weights.unplaced
+
+        def x_sum(day_filter=None, place_filter=None):
+            return [(var, 1.0) for (day, place), var in x.items()
+                    if (day_filter is None or day == day_filter) and (place_filter is None or place == place_filter)]
+
+        # on[f, day]: f can work it that day at some place where f and a room share a start.
+        on: dict[tuple[str, int], pywraplp.Variable] = {}
+        at: dict[tuple[str, str], pywraplp.Variable] = {}
+        day_teams = {day: solver.Constraint(0, 0) for day in days.tolist()}
+        for day, con in day_teams.items():
+            for var, _ in x_sum(day_filter=day):
+                con.SetCoefficient(var, -needed)
+        place_teams = {place: solver.Constraint(0, 0) for place in places}
+        for place, con in place_teams.items():
+            for var, _ in x_sum(place_filter=place):
+                con.SetCoefficient(var, -needed)
+        for f in c.facilitators:
+            fid = f.facilitator_id
+            joint = {place: f.allowed & open_by_place[place] for place in places}
+            joint_days = {place: np.logical_or.reduceat(mask, first) for place, mask in joint.items()}
+            total_on = []
+            for k, day in enumerate(days.tolist()):
+                fitting = [place for place in places if joint_days[place][k]]
+                if not fitting:
+                    continue
+                var = solver.NumVar(0, 1, "")
+                on[(fid, day)] = var
+                total_on.append(var)
+                day_teams[day].SetCoefficient(var, 1)
+                limit = solver.Constraint(-inf, 0)      # on[f, day] <= x[day, fitting places]
+                limit.SetCoefficient(var, 1)
+                for place in fitting:
+                    limit.SetCoefficient(x[(day, place)], -1)
+                staff_day[(fid, day)].append((m.duration, var))
+                staff_week[(fid, (day * MINUTES_PER_DAY) // MINUTES_PER_WEEK)].append((m.duration, var))
+                load[fid].append((m.duration, var))
+            same = solver.Constraint(0, 0)              # sum at[f, .] == sum on[f, .]
+            for var in total_on:
+                same.SetCoefficient(var, -1)
+            for place in places:
+                if not joint[place].any():
+                    continue
+                var = solver.NumVar(0, 1, "")
+                at[(fid, place)] = var
+                same.SetCoefficient(var, 1)
+                place_teams[place].SetCoefficient(var, 1)
+                objective.SetCoefficient(var, f.travel[place])
+                limit = solver.Constraint(-inf, 0)      # at[f, place] <= x[., place]
+                limit.SetCoefficient(var, 1)
+                for xv, _ in x_sum(place_filter=place):
+                    limit.SetCoefficient(xv, -1)
+            if fid in m.pinned_facilitators:
+                pinned = solver.Constraint(0, 0)        # sum on[pinned, .] == placed
+                for var in total_on:
+                    pinned.SetCoefficient(var, 1)
+                for xv in x.values():
+                    pinned.SetCoefficient(xv, -1)
+        for language in m.languages:
+            spoken = solver.Constraint(0, inf)          # speakers' days >= placed
+            for (fid, _), var in on.items():
+                if language in instance.facilitators[fid].languages:
+                    spoken.SetCoefficient(var, 1)
+            for xv in x.values():
+                spoken.SetCoefficient(xv, -1)
+
+    for (fid, day), terms in staff_day.items():
+        f = instance.facilitators[fid]
+        cap = _usable_minutes(f.availability, instance.fac_busy[fid], day)
+        if sum(d for d, _ in terms) > cap:
+            con = solver.Constraint(-inf, cap)
+            for d, var in terms:
+                con.SetCoefficient(var, d)
+    for (fid, week), terms in staff_week.items():
+        cap = instance.facilitators[fid].max_minutes_per_week - int(instance.week_minutes[fid][min(week, instance.weeks - 1)])
+        if sum(d for d, _ in terms) > cap:
+            con = solver.Constraint(-inf, cap)
+            for d, var in terms:
+                con.SetCoefficient(var, d)
+    for (venue_id, day), terms in venue_day.items():
+        venue = instance.venues[venue_id]
+        cap = sum(_usable_minutes(venue.opening, instance.room_busy[r.room_id], day) for r in venue.rooms)
+        if sum(d for d, _ in terms) > cap:
+            con = solver.Constraint(-inf, cap)
+            for d, var in terms:
+                con.SetCoefficient(var, d)
+
+    rate = weights.overload_hour
+    county_ids = {f.facilitator_id for f in instance.problem.facilitators}
+    for fid in county_ids:
+        share = instance.shares.get(fid, 0)
+        fixed = instance.fixed_load.get(fid, 0)
+        terms = load.get(fid, [])
+        if rate == 0 or fixed + sum(d for d, _ in terms) <= share:
+            continue
+        if not terms:
+            constant += instance.overload_points(fid, fixed)
+            continue
+        over = solver.NumVar(0, inf, "")
+        con = solver.Constraint(fixed - share, inf)     # over >= fixed + load - share
+        con.SetCoefficient(over, 1)
+        for d, var in terms:
+            con.SetCoefficient(var, -d)
+        points = solver.NumVar(0, inf, "")
+        floor = solver.Constraint(-59, inf)             # 60 points >= rate x over - 59
+        floor.SetCoefficient(points, 60)
+        floor.SetCoefficient(over, -rate)
+        objective.SetCoefficient(points, 1)
+
+    objective.SetMinimization()
+    status = solver.Solve()
+    if status != pywraplp.Solver.OPTIMAL:
+        # Any LP bound needs an optimal (or dual feasible) solve; fall back to what no plan avoids.
+        return float(constant - weights.unplaced * sum(1 for c in candidates if c.possible))
+    value = objective.Value() + constant
+    # GLOP works to a tolerance of about 1e-7; step down by a little more so float error cannot lift
+    # the bound above the optimum.
+    return float(value - 1e-6 * max(1.0, abs(value)))
