@@ -66,21 +66,30 @@ def _assess(problem: PlanningProblem, plan: Plan, wall_s: float, bound_cp: float
     }
 
 
-def _cancelled(problem: PlanningProblem, plan: Plan, meeting_id: str) -> PlanningProblem:
-    """The problem once the meeting's slot is lost (its room or a facilitator cancelled it): that
-    slot is now taken in the room, or for its facilitators if it was a home visit, so the re-plan
-    must find it a new one."""
+def _cancelled(problem: PlanningProblem, plan: Plan, meeting_id: str) -> tuple[PlanningProblem, str]:
+    """The problem once the meeting's booking is cancelled and it needs another time: it is to be
+    rebooked after the cancelled slot ended (or, when its window leaves no room after it, before the
+    slot began). Only if neither fits is the slot itself taken instead (the room, or the facilitators
+    of a home visit, become busy then). Returns the problem and a few words on what changed."""
     old = next(p for p in plan.placements if p.meeting_id == meeting_id)
     m = next(m for m in problem.meetings if m.meeting_id == meeting_id)
-    taken = Busy(old.start, old.start + m.duration, counts_as_work=False)
-    if old.room_id:
-        venues = tuple(replace(v, rooms=tuple(replace(r, busy=r.busy + (taken,)) if r.room_id == old.room_id else r
-                                              for r in v.rooms)) if v.venue_id == old.venue_id else v
-                       for v in problem.venues)
-        return replace(problem, venues=venues)
-    facilitators = tuple(replace(f, busy=f.busy + (taken,)) if f.facilitator_id in old.facilitator_ids
-                         and f.facilitator_id not in m.pinned_facilitators else f for f in problem.facilitators)
-    return replace(problem, facilitators=facilitators)
+    old_end = old.start + m.duration
+    if old_end + m.duration <= m.latest:
+        changed, how = replace(m, earliest=old_end), "rebooked after the cancelled slot"
+    elif m.earliest + m.duration <= old.start:
+        changed, how = replace(m, latest=old.start), "rebooked before the cancelled slot"
+    else:
+        taken = Busy(old.start, old_end, counts_as_work=False)
+        if old.room_id:
+            venues = tuple(replace(v, rooms=tuple(replace(r, busy=r.busy + (taken,)) if r.room_id == old.room_id else r
+                                                  for r in v.rooms)) if v.venue_id == old.venue_id else v
+                           for v in problem.venues)
+            return replace(problem, venues=venues), "its room taken at that time"
+        facilitators = tuple(replace(f, busy=f.busy + (taken,)) if f.facilitator_id in old.facilitator_ids else f
+                             for f in problem.facilitators)
+        return replace(problem, facilitators=facilitators), "its facilitators taken at that time"
+    meetings = tuple(changed if x.meeting_id == meeting_id else x for x in problem.meetings)
+    return replace(problem, meetings=meetings), how
 
 
 def _replan(problem: PlanningProblem, plan: Plan, seed: int) -> dict:
@@ -88,7 +97,7 @@ def _replan(problem: PlanningProblem, plan: Plan, seed: int) -> dict:
     if not placed:
         return {"meeting_id": None, "error": "nothing placed to re-plan"}
     meeting_id = random.Random(seed).choice(placed)
-    changed = _cancelled(problem, plan, meeting_id)
+    changed, how = _cancelled(problem, plan, meeting_id)
     old = next(p for p in plan.placements if p.meeting_id == meeting_id)
     t = time.perf_counter()
     new = allocation.replan(changed, plan.placements, meeting_id, time_limit=REPLAN_TARGET_S)
@@ -98,7 +107,7 @@ def _replan(problem: PlanningProblem, plan: Plan, seed: int) -> dict:
     after = {p.meeting_id: p for p in new.placements if p.meeting_id != meeting_id}
     moved = sum(1 for k, p in before.items() if after.get(k) != p)
     broken = checker.violations(changed, list(new.placements))
-    return {"meeting_id": meeting_id, "wall_s": wall, "status": new.report.status, "method": new.report.method,
+    return {"meeting_id": meeting_id, "how": how, "wall_s": wall, "status": new.report.status, "method": new.report.method,
             "placed_again": new_placement is not None,
             "old": (old.start, old.venue_id, old.room_id, old.facilitator_ids),
             "new": None if new_placement is None else (new_placement.start, new_placement.venue_id,
@@ -222,8 +231,9 @@ def report(results: list[dict], log=print) -> bool:
         rp = r.get("replan")
         if rp and rp.get("meeting_id"):
             where = "not placed again" if rp["new"] is None else \
-                f"from minute {rp['old'][0]} {rp['old'][2] or 'home'} to {rp['new'][0]} {rp['new'][2] or 'home'}"
-            log(f"      re-plan {rp['meeting_id']} (its slot cancelled): {rp['wall_s']:.2f} s, {rp['status']}, {where}, "
+                f"from minute {rp['old'][0]} {rp['old'][2] or 'home'} {'+'.join(rp['old'][3])} to " \
+                f"{rp['new'][0]} {rp['new'][2] or 'home'} {'+'.join(rp['new'][3])}"
+            log(f"      re-plan {rp['meeting_id']} (cancelled, {rp['how']}): {rp['wall_s']:.2f} s, {rp['status']}, {where}, "
                 f"{rp['others_moved_or_dropped']} other placements changed, {rp['violations']} violations   "
                 f"(target <= {REPLAN_TARGET_S:.0f} s: {'met' if rp['wall_s'] <= REPLAN_TARGET_S else 'not met'})")
         elif rp:

@@ -23,6 +23,7 @@ What makes it realistic (and not trivially placeable):
 """
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from dataclasses import replace
@@ -61,13 +62,11 @@ H = 60  # minutes in an hour
 
 
 def _offset(centre: Point, east_km: float, north_km: float) -> Point:
-    import math
     return Point(round(centre.lat + north_km / 111.0, 5),
                  round(centre.lon + east_km / (111.0 * math.cos(math.radians(centre.lat))), 5))
 
 
 def _scatter(rng: random.Random, centre: Point, radius_km: float) -> Point:
-    import math
     r = radius_km * math.sqrt(rng.random())
     a = rng.uniform(0, 2 * math.pi)
     return _offset(centre, r * math.cos(a), r * math.sin(a))
@@ -385,7 +384,6 @@ def _meetings(rng, n, counties, days, facilitators, venues):
                                  pinned_facilitators=(sup.facilitator_id,),
                                  facilitators_needed=2 if rng.random() < 0.5 else 1,
                                  district=sorted(sup.districts)[0] if sup.districts else "", near=None)
-                        m["meeting_id"] = m["meeting_id"]
                 if m["pinned_facilitators"] and len(m["pinned_facilitators"]) > m.get("facilitators_needed", 1):
                     m["pinned_facilitators"] = m["pinned_facilitators"][:1]
                 out.append(MeetingSpec(**m))

@@ -1,6 +1,7 @@
 """Who may do what, over real gRPC and HTTP: every call needs valid credentials, partner
 agencies see only their own referrals, staff only their own counties (facilitators only their
-allocated cases), only admins manage agencies and keys, and every read leaves an audit record."""
+allocated cases and their own meetings), only admins manage agencies and keys, and every read
+leaves an audit record."""
 from __future__ import annotations
 
 import base64
@@ -18,10 +19,13 @@ from mend.cases.v1 import cases_pb2, cases_pb2_grpc
 from mend.notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from mend.risk.v1 import risk_pb2, risk_pb2_grpc
 from mend.referrals.v1 import referrals_pb2, referrals_pb2_grpc
+from mend.scheduling.v1 import scheduling_pb2, scheduling_pb2_grpc
 from mend_cli.client import CasesClient, ReferralsClient
 from mend_cli.pytest_stack import referral_draft
 from mend_common.auth import TokenIssuer, generate_signing_key
 from tests.support.mend import rows
+from tests.support.scheduling import (Scheduling, book, cleared_case, local, next_monday, placement,
+                                      register_facilitator, request_meeting, save_venue, ts)
 from tests.support.waiting import wait_for
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -35,6 +39,7 @@ SERVICES = [  # (service, proto module, stub class, service name)
     ("cases", cases_pb2, cases_pb2_grpc.CaseServiceStub, "CaseService"),
     ("risk", risk_pb2, risk_pb2_grpc.RiskServiceStub, "RiskService"),
     ("notifications", notifications_pb2, notifications_pb2_grpc.NotificationServiceStub, "NotificationService"),
+    ("scheduling", scheduling_pb2, scheduling_pb2_grpc.SchedulingServiceStub, "SchedulingService"),
 ]
 
 
@@ -46,10 +51,11 @@ def every_method():
 
 ALL_METHODS = list(every_method())
 # A new method must be added here on purpose, after checking the tests below cover it.
-assert len(ALL_METHODS) == 44
+assert len(ALL_METHODS) == 64
 CASE_METHODS = [(m, r) for s, _, m, r in ALL_METHODS if s == "cases"]
 RISK_METHODS = [(m, r) for s, _, m, r in ALL_METHODS if s == "risk"]
 NOTIFICATION_METHODS = [(m, r) for s, _, m, r in ALL_METHODS if s == "notifications"]
+SCHEDULING_METHODS = [(m, r) for s, _, m, r in ALL_METHODS if s == "scheduling"]
 
 
 def code_of(call) -> grpc.StatusCode:
@@ -182,13 +188,20 @@ def test_bad_bearer_tokens_are_unauthenticated(stack, tenant, other_issuer):
     for what, token in bad_bearer_tokens(stack, tenant, other_issuer).items():
         cases = CasesClient(stack.grpc_target("cases"), token=token)
         referrals = ReferralsClient(stack.grpc_target("referrals"), token=token)
+        scheduling = scheduling_pb2_grpc.SchedulingServiceStub(grpc.insecure_channel(stack.grpc_target("scheduling")))
+        md = (("authorization", f"Bearer {token}"),)
         assert code_of(lambda: cases.list()) == UNAUTHENTICATED, what
+        assert code_of(lambda: scheduling.ListFacilitators(scheduling_pb2.ListFacilitatorsRequest(
+            county=tenant.county), metadata=md, timeout=10)) == UNAUTHENTICATED, what
+        assert code_of(lambda: scheduling.GetMeeting(scheduling_pb2.GetMeetingRequest(
+            meeting_id=str(uuid.uuid4())), metadata=md, timeout=10)) == UNAUTHENTICATED, what
         assert code_of(lambda: cases.get(str(uuid.uuid4()))) == UNAUTHENTICATED, what
         assert code_of(lambda: referrals.list()) == UNAUTHENTICATED, what
         assert code_of(lambda: referrals.list_agencies()) == UNAUTHENTICATED, what
         assert code_of(lambda: referrals.create_agency("Rogue Agency", tenant.county, "police")) == UNAUTHENTICATED, what
     # The same kind of token, properly issued, works.
     assert code_of(lambda: tenant.cases_client("coordinator").list()) == OK
+    assert code_of(lambda: Scheduling(tenant).ListFacilitators(scheduling_pb2.ListFacilitatorsRequest())) == OK
 
 
 def test_a_revoked_key_stops_working(stack, tenant):
@@ -216,6 +229,21 @@ def test_a_partner_api_key_is_refused_by_the_cases_service(stack, tenant):
     # Even alongside a valid staff token, an API key is not something the cases service takes.
     both = CasesClient(stack.grpc_target("cases"), api_key=tenant.api_key, token=tenant.staff_token("coordinator"))
     assert code_of(lambda: both.list()) == UNAUTHENTICATED
+
+
+def test_a_partner_credential_is_refused_by_every_scheduling_method(stack, tenant):
+    """Partner agencies have no part in scheduling: their API key (alone, or beside a staff
+    token) is not something the service takes, and a token carrying the partner role is refused."""
+    partner_token = stack.token(["partner"], [tenant.county], subject=f"agency:{tenant.agency_id}")
+    credentials = {"api key": [("x-api-key", tenant.api_key)],
+                   "api key and staff token": [("x-api-key", tenant.api_key),
+                                               ("authorization", f"Bearer {tenant.staff_token('coordinator')}")],
+                   "partner role token": [("authorization", f"Bearer {partner_token}")]}
+    stub = scheduling_pb2_grpc.SchedulingServiceStub(grpc.insecure_channel(stack.grpc_target("scheduling")))
+    for what, metadata in credentials.items():
+        for method, request_class in SCHEDULING_METHODS:
+            code = code_of(lambda: getattr(stub, method)(request_class(), metadata=tuple(metadata), timeout=10))
+            assert code == UNAUTHENTICATED, (what, method, code)
 
 
 # -- partner agencies ------------------------------------------------------------------------
@@ -382,6 +410,127 @@ def test_no_notification_method_reveals_or_changes_a_case_the_caller_may_not_see
         assert code_of(call) in (NOT_FOUND, PERMISSION_DENIED), f"{method} gave {code_of(call)} to {roles}"
 
 
+def _scheduling_records(tenant) -> dict:
+    """A county's scheduling records: two facilitators, a venue, a case cleared by the risk
+    service with a booked meeting and an open request, and a proposal for the open request."""
+    first, second = register_facilitator(tenant, "Pat First"), register_facilitator(tenant, "Rae Second")
+    venue = save_venue(tenant)
+    case_id, people = cleared_case(tenant)
+    booked_request = request_meeting(tenant, case_id, [people["victim"]], kind="indirect_session")
+    meeting = book(tenant, booked_request.request_id, local(1, "10:00"), [first], venue)
+    still_open = request_meeting(tenant, case_id, [people["victim"]], kind="indirect_session")
+    proposal = Scheduling(tenant).ProposeAllocation(scheduling_pb2.ProposeAllocationRequest(
+        county=tenant.county, request_ids=[still_open.request_id], horizon_start=next_monday().isoformat(), weeks=1,
+        time_limit_seconds=1))
+    return {"facilitator": first, "other_facilitator": second, "venue": venue, "case_id": case_id,
+            "victim": people["victim"], "meeting": meeting, "open_request": still_open.request_id,
+            "proposal_id": proposal.proposal_id}
+
+
+def _plausible_scheduling_requests(tenant, r: dict) -> dict:
+    """Every SchedulingService method, each about the county's records and otherwise well formed."""
+    s = scheduling_pb2
+    f, venue, m = r["facilitator"], r["venue"], r["meeting"]
+    renamed = s.Facilitator()
+    renamed.CopyFrom(f)
+    renamed.name = "Renamed by someone else"
+    moved_venue = s.Venue()
+    moved_venue.CopyFrom(venue)
+    moved_venue.address = "Somewhere else entirely"
+    elsewhere = placement(local(3, "10:00"), [f], venue)
+    requests_ = {
+        "SaveFacilitator": renamed,
+        "GetFacilitator": s.GetFacilitatorRequest(facilitator_id=f.facilitator_id),
+        "ListFacilitators": s.ListFacilitatorsRequest(county=tenant.county, include_inactive=True),
+        "SaveVenue": moved_venue,
+        "GetVenue": s.GetVenueRequest(venue_id=venue.venue_id),
+        "ListVenues": s.ListVenuesRequest(county=tenant.county),
+        "RequestMeeting": s.MeetingRequest(county=tenant.county, case_id=r["case_id"], kind="indirect_session",
+                                           participant_ids=[r["victim"]], earliest=ts(local(0, "08:00")),
+                                           latest=ts(local(4, "20:00"))),
+        "ListMeetingRequests": s.ListMeetingRequestsRequest(county=tenant.county),
+        "WithdrawMeetingRequest": s.WithdrawMeetingRequestRequest(request_id=r["open_request"], reason="not needed"),
+        "ProposeAllocation": s.ProposeAllocationRequest(county=tenant.county, request_ids=[r["open_request"]],
+                                                        horizon_start=next_monday().isoformat(), weeks=1,
+                                                        time_limit_seconds=1),
+        "GetAllocationProposal": s.GetAllocationProposalRequest(proposal_id=r["proposal_id"]),
+        "AcceptAllocationProposal": s.AcceptAllocationProposalRequest(proposal_id=r["proposal_id"]),
+        "ScheduleMeeting": s.ScheduleMeetingRequest(request_id=r["open_request"], placement=elsewhere),
+        "RescheduleMeeting": s.RescheduleMeetingRequest(meeting_id=m.meeting_id, placement=elsewhere,
+                                                        reason="room double booked", expected_version=m.version),
+        "ReplanMeeting": s.ReplanMeetingRequest(meeting_id=m.meeting_id, reason="room flooded"),
+        "CancelMeeting": s.CancelMeetingRequest(meeting_id=m.meeting_id, reason="not needed",
+                                                expected_version=m.version),
+        "GetMeeting": s.GetMeetingRequest(meeting_id=m.meeting_id),
+        "ListMeetings": s.ListMeetingsRequest(county=tenant.county, case_id=r["case_id"],
+                                              facilitator_id=f.facilitator_id, include_cancelled=True),
+        "FacilitatorCalendar": s.FacilitatorCalendarRequest(facilitator_id=f.facilitator_id),
+        "MeetingCalendar": s.GetMeetingRequest(meeting_id=m.meeting_id),
+    }
+    # A new method must get a plausible request here.
+    assert set(requests_) == {method for method, _ in SCHEDULING_METHODS}
+    return requests_
+
+
+def _scheduling_state(tenant, r: dict) -> tuple:
+    coordinator = Scheduling(tenant)
+    s = scheduling_pb2
+    m = coordinator.GetMeeting(s.GetMeetingRequest(meeting_id=r["meeting"].meeting_id))
+    requests_ = {q.request_id: q.status for q in coordinator.ListMeetingRequests(
+        s.ListMeetingRequestsRequest(county=tenant.county)).requests}
+    meetings = coordinator.ListMeetings(s.ListMeetingsRequest(county=tenant.county, include_cancelled=True)).meetings
+    facilitator = coordinator.GetFacilitator(s.GetFacilitatorRequest(facilitator_id=r["facilitator"].facilitator_id))
+    return (m.status, m.version, m.starts_at.seconds, requests_, len(meetings), facilitator.version,
+            coordinator.GetVenue(s.GetVenueRequest(venue_id=r["venue"].venue_id)).version,
+            coordinator.GetAllocationProposal(s.GetAllocationProposalRequest(proposal_id=r["proposal_id"])).status)
+
+
+@pytest.mark.parametrize("roles,subject", [
+    (["coordinator", "manager", "auditor"], "outsider"),   # another county
+    (["facilitator"], "idle-facilitator"),                 # this county, not in the meeting
+    (["admin"], "it-admin"),                               # this county, IT
+])
+def test_no_scheduling_method_reveals_or_changes_a_record_the_caller_may_not_see(stack, tenant, roles, subject):
+    """Every SchedulingService method, filled in plausibly about the county's facilitator, venue,
+    request, proposal and meeting, for a caller who may not see them: another county's staff get
+    NOT_FOUND for every one (as if none existed); a facilitator of the county sees its venues
+    but nobody else's record, meeting or calendar; IT staff see nothing. Nothing changes."""
+    records = _scheduling_records(tenant)
+    if subject == "idle-facilitator":
+        subject = register_facilitator(tenant, "Sid Idle").facilitator_id     # a real facilitator of the county
+    counties = [f"county-{uuid.uuid4().hex[:8]}"] if subject == "outsider" else [tenant.county]
+    md = (("authorization", f"Bearer {stack.token(roles, counties, subject=subject)}"),)
+    stub = scheduling_pb2_grpc.SchedulingServiceStub(grpc.insecure_channel(stack.grpc_target("scheduling")))
+    before = _scheduling_state(tenant, records)
+    plausible = _plausible_scheduling_requests(tenant, records)
+    for method, request in plausible.items():
+        code = code_of(lambda: getattr(stub, method)(request, metadata=md, timeout=30))
+        if subject == "outsider":
+            assert code == NOT_FOUND, f"{method} gave {code} to another county's staff"
+        elif "facilitator" in roles and method in ("GetVenue", "ListVenues"):
+            assert code == OK, method       # the county's venues are where its facilitators work
+        else:
+            assert code in (NOT_FOUND, PERMISSION_DENIED), f"{method} gave {code} to {roles}"
+    if subject == "outsider":
+        # Naming no county means the caller's own: this county's records are still not found,
+        # and the caller's lists hold none of them.
+        for method in ("SaveFacilitator", "SaveVenue", "RequestMeeting"):
+            request = type(plausible[method])()
+            request.CopyFrom(plausible[method])
+            request.county = ""
+            assert code_of(lambda: getattr(stub, method)(request, metadata=md, timeout=10)) == NOT_FOUND, method
+        for method, field in (("ListFacilitators", "facilitators"), ("ListVenues", "venues"),
+                              ("ListMeetingRequests", "requests"), ("ListMeetings", "meetings")):
+            request = type(plausible[method])()
+            request.CopyFrom(plausible[method])
+            request.county = ""
+            assert list(getattr(getattr(stub, method)(request, metadata=md, timeout=10), field)) == [], method
+    if "facilitator" in roles:
+        assert list(stub.ListMeetings(scheduling_pb2.ListMeetingsRequest(county=tenant.county), metadata=md,
+                                      timeout=10).meetings) == []
+    assert _scheduling_state(tenant, records) == before
+
+
 def test_a_facilitator_sees_only_allocated_cases(stack, tenant):
     referral_id, case_id = _opened_case(tenant)
     facilitator = tenant.cases_client("facilitator", subject=f"facilitator-{uuid.uuid4().hex[:6]}")
@@ -462,6 +611,41 @@ def test_every_read_of_a_referral_or_case_is_audited(stack, tenant):
     assert _audit(stack, "risk", f"staff:{subject}") == [("risk.assess", assessment.assessment_id),
                                                          ("risk.read", assessment.assessment_id),
                                                          ("risk.list", case_id)]
+
+
+def test_every_scheduling_read_is_audited_and_a_refused_one_reveals_nothing(stack, tenant):
+    records = _scheduling_records(tenant)
+    f, venue, m = records["facilitator"].facilitator_id, records["venue"].venue_id, records["meeting"].meeting_id
+    s = scheduling_pb2
+    subject = f"auditee-{uuid.uuid4().hex[:8]}"
+    staff = Scheduling(tenant, "coordinator", subject=subject)
+    staff.GetFacilitator(s.GetFacilitatorRequest(facilitator_id=f))
+    staff.GetVenue(s.GetVenueRequest(venue_id=venue))
+    staff.GetMeeting(s.GetMeetingRequest(meeting_id=m))
+    staff.ListMeetings(s.ListMeetingsRequest(county=tenant.county))
+    feed = staff.FacilitatorCalendar(s.FacilitatorCalendarRequest(facilitator_id=f))
+    assert _audit(stack, "scheduling", f"staff:{subject}") == [
+        ("facilitator.read", f), ("venue.read", venue), ("meeting.read", m), ("meeting.list", None),
+        ("facilitator.read", f), ("calendar.read", f)]
+    # A calendar app reading the feed by its secret URL is audited too.
+    requests.get(stack.http_base("scheduling") + feed.subscription_path, timeout=10).raise_for_status()
+    assert _audit(stack, "scheduling", f"calendar-feed:{f}") == [("calendar.subscription_read", f)]
+
+    outsider = f"outsider-{uuid.uuid4().hex[:8]}"
+    md = (("authorization", f"Bearer {stack.token(['coordinator'], ['elsewhere'], subject=outsider)}"),)
+    stub = scheduling_pb2_grpc.SchedulingServiceStub(grpc.insecure_channel(stack.grpc_target("scheduling")))
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.GetMeeting(s.GetMeetingRequest(meeting_id=m), metadata=md, timeout=10)
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.GetMeeting(s.GetMeetingRequest(meeting_id=str(uuid.uuid4())), metadata=md, timeout=10)
+    assert refused.value.code() == missing.value.code() == NOT_FOUND
+    # Indistinguishable from a meeting that does not exist.
+    assert refused.value.details().replace(m, "ID") == missing.value.details().replace(
+        missing.value.details().split()[1], "ID")
+    assert _audit(stack, "scheduling", f"staff:{outsider}")[0] == ("meeting.read_refused", m)
+    county = rows(stack, "scheduling", "SELECT county FROM audit_log WHERE principal = :p ORDER BY id LIMIT 1",
+                  p=f"staff:{outsider}")
+    assert county[0][0] is None
 
 
 def test_a_refused_read_is_audited_without_revealing_the_record(stack, tenant):

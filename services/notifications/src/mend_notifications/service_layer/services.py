@@ -382,7 +382,11 @@ MEETING_EVENTS = {"meeting_scheduled": "meeting_scheduled", "meeting_rescheduled
 
 def _meeting_row(envelope: Envelope, previous, reminder_hours: Sequence[int]) -> dict:
     p = envelope.payload
-    sequence = (previous.sequence + 1) if previous is not None else 0
+    # The scheduling service numbers its versions of a meeting (the calendars it serves carry the
+    # same UID); without that number, count the versions seen here.
+    given = p.get("sequence")
+    sequence = given if isinstance(given, int) and not isinstance(given, bool) and given >= 0 else \
+        ((previous.sequence + 1) if previous is not None else 0)
     return {"meeting_id": str(p["meeting_id"]), "case_id": str(p["case_id"]), "county": envelope.county,
             # Stored in UTC: SQLite would drop another offset and shift the meeting.
             "kind": str(p.get("kind", "")), "starts_at": datetime.fromisoformat(p["starts_at"]).astimezone(timezone.utc),

@@ -28,6 +28,7 @@ from typing import Sequence
 from .candidates import Instance, MeetingCandidates, taken_reason
 from .cpsat import CountyModel, CountyResult
 from .greedy import greedy_placements
+from .lns import CountySearch
 from .lower_bound import lp_lower_bound as _lp_lower_bound
 from .planning import Placement, Plan, PlanningProblem, SolveReport, Unplaced
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Share of the time limit kept back for reading the solution and checking it against greedy.
 _RESERVE = 0.03
+# Share of a county's time for CP-SAT on the whole county model; the rest goes to neighbourhood search.
+_WHOLE_MODEL_SHARE = 0.35
 
 
 def _gap(objective: float, bound: float) -> float:
@@ -154,14 +157,17 @@ def _solve_counties(instance: Instance, candidates: Sequence[MeetingCandidates],
     counties = sorted(by_county, key=lambda county: (len(by_county[county]), county))
     meetings_left = sum(len(by_county[county]) for county in counties)
     for county in counties:
-        model = CountyModel(instance, by_county[county],
-                            [f.facilitator_id for f in instance.problem.facilitators if f.county == county])
+        county_started = time.perf_counter()
+        facilitator_ids = [f.facilitator_id for f in instance.problem.facilitators if f.county == county]
+        model = CountyModel(instance, by_county[county], facilitator_ids)
         county_hint = hint_by_county[county]
         model.hint(county_hint)
         hint_objective = model.hint_objective(county_hint)
         share = len(by_county[county]) / meetings_left
         meetings_left -= len(by_county[county])
-        budget = max(0.05, (deadline - time.perf_counter()) * share)
+        county_deadline = county_started + max(0.1, (deadline - county_started) * share)
+        # The whole county model first: it proves small counties optimal and gives the bound.
+        budget = max(0.05, (county_deadline - time.perf_counter()) * _WHOLE_MODEL_SHARE)
         result = model.solve(budget, workers, seed, log=log_search)
         outcome.solver_seconds += result.seconds
         outcome.first_solution_seconds += result.seconds_to_first
@@ -170,20 +176,31 @@ def _solve_counties(instance: Instance, candidates: Sequence[MeetingCandidates],
         if solved and found != result.objective:   # the model's objective is meant to be exact
             log.warning("county %s: solver objective %s but its placements cost %s", county, result.objective, found)
         if found is None or found > hint_objective:
-            outcome.fell_back = True
-            county_objective = hint_objective
-            outcome.placements.extend(county_hint)
+            best, best_objective = list(county_hint), hint_objective
             if result.status == "INFEASIBLE":
                 log.error("county %s: CP-SAT says infeasible although the greedy hint is a solution", county)
         else:
-            county_objective = found
-            outcome.placements.extend(result.placements)
-        outcome.model_objective += county_objective
+            best, best_objective = result.placements, found
+        searched = ""
+        if result.status != "OPTIMAL" and county_deadline - time.perf_counter() > 0.3:
+            # Then neighbourhoods of the best plan so far for the rest of the county's time.
+            search = CountySearch(instance, by_county[county], facilitator_ids, best, workers=workers, seed=seed)
+            improved = search.run(county_deadline)
+            improved_objective = model.hint_objective(improved)
+            if improved_objective <= best_objective:
+                best, best_objective = improved, improved_objective
+            searched = f", LNS {search.stats.iterations} neighbourhoods, {search.stats.improvements} improving"
+            outcome.solver_seconds += search.stats.seconds
+        if best_objective == hint_objective and (found is None or found > hint_objective):
+            outcome.fell_back = True
+        outcome.placements.extend(best)
+        outcome.model_objective += best_objective
         trusted = result.status in ("OPTIMAL", "FEASIBLE", "UNKNOWN")
-        outcome.bound += min(result.bound, county_objective) if trusted else 0
-        outcome.optimal &= result.status == "OPTIMAL"
-        log.info("county %s: %s, objective %s (greedy %s), bound %s, %.1f s (first solution %.2f s)", county,
-                 result.status, result.objective, hint_objective, result.bound, result.seconds, result.seconds_to_first)
+        outcome.bound += min(result.bound, best_objective) if trusted else 0
+        outcome.optimal &= result.status == "OPTIMAL" or best_objective == result.bound
+        log.info("county %s: %s, objective %s (greedy %s), bound %s, %.1f s (first solution %.2f s)%s", county,
+                 result.status, best_objective, hint_objective, result.bound, time.perf_counter() - county_started,
+                 result.seconds_to_first, searched)
     return outcome
 
 

@@ -277,15 +277,11 @@ class Instance:
         day_first, day_last = int(starts[0]) // MINUTES_PER_DAY, int(starts[-1]) // MINUTES_PER_DAY
         window_text = f"days {day_first + 1}-{day_last + 1} of the plan"
 
+        # Both checked even when the first fails, so the coordinator hears every cause at once.
         facilitators = self._facilitator_options(m, starts, reasons, window_text)
-        if facilitators is None:
+        rooms = self._room_options(m, starts, reasons) if m.home is None else []
+        if facilitators is None or rooms is None:
             return empty
-        if m.home is None:
-            rooms = self._room_options(m, starts, reasons)
-            if rooms is None:
-                return empty
-        else:
-            rooms = []
 
         # Starts where the meeting could happen at all: a room is free (or it is at home), enough
         # facilitators are free, the pinned ones among them, and every language has a speaker.
@@ -478,4 +474,5 @@ class Instance:
 
 def taken_reason(c: MeetingCandidates) -> str:
     """Why a meeting with options was still left out: others took them."""
-    return f"every feasible slot was taken by other meetings ({c.option_count} options)"
+    count = c.option_count
+    return f"every feasible slot was taken by other meetings ({count} option{'s' if count != 1 else ''})"

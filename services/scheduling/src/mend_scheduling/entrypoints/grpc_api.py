@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from mend.scheduling.v1 import scheduling_pb2 as pb
 from mend.scheduling.v1 import scheduling_pb2_grpc as pb_grpc
+from mend_common.errors import FieldViolation, ValidationFailed
 from mend_common.grpc_server import current_principal
 from mend_common.proto_convert import timestamp
 
@@ -15,11 +16,16 @@ from ..service_layer import services
 SERVICE_NAMES = ["mend.scheduling.v1.SchedulingService"]
 
 
-def _when(ts) -> datetime | None:
-    """An unset Timestamp is None (not 1970), so a missing time is reported as missing."""
+def _when(ts, field: str) -> datetime | None:
+    """An unset Timestamp is None (not 1970), so a missing time is reported as missing; one
+    outside the years 1-9999 (or with bad nanos) is invalid, named by its field."""
     if ts.seconds == 0 and ts.nanos == 0:
         return None
-    return ts.ToDatetime(tzinfo=timezone.utc)
+    try:
+        return ts.ToDatetime(tzinfo=timezone.utc)
+    except (ValueError, OverflowError):
+        raise ValidationFailed([FieldViolation(field, "must be a valid time (years 1-9999, nanos 0-999999999)")]) \
+            from None
 
 
 def _hours(items) -> list[dict]:
@@ -87,13 +93,15 @@ def proposal_to_pb(p: dict) -> pb.AllocationProposal:
         report=pb.SolveReport(**p["report"]), created_at=timestamp(p["created_at"]), created_by=p["created_by"])
 
 
-def _placement(p: pb.Placement) -> dict:
-    return {"request_id": p.request_id, "starts_at": _when(p.starts_at), "facilitator_ids": list(p.facilitator_ids),
+def _placement(p: pb.Placement, field: str = "placement") -> dict:
+    return {"request_id": p.request_id, "starts_at": _when(p.starts_at, f"{field}.starts_at"),
+            "facilitator_ids": list(p.facilitator_ids),
             "venue_id": p.venue_id, "room_id": p.room_id}
 
 
-def _calendar(data: bytes, filename: str) -> pb.CalendarFile:
-    return pb.CalendarFile(filename=filename, content_type="text/calendar; charset=utf-8", data=data)
+def _calendar(data: bytes, filename: str, subscription_path: str = "") -> pb.CalendarFile:
+    return pb.CalendarFile(filename=filename, content_type="text/calendar; charset=utf-8", data=data,
+                           subscription_path=subscription_path)
 
 
 class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
@@ -110,8 +118,9 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
             "vetting_expires_on": request.vetting_expires_on, "training_level": request.training_level,
             "accreditations": list(request.accreditations), "languages": list(request.languages),
             "conflicts": list(request.conflicts), "active": request.active if request.facilitator_id else True,
-            "absences": [{"starts_at": _when(a.starts_at), "ends_at": _when(a.ends_at), "reason": a.reason}
-                         for a in request.absences], "version": request.version}
+            "absences": [{"starts_at": _when(a.starts_at, f"absences[{i}].starts_at"),
+                          "ends_at": _when(a.ends_at, f"absences[{i}].ends_at"), "reason": a.reason}
+                         for i, a in enumerate(request.absences)], "version": request.version}
         return facilitator_to_pb(services.save_facilitator(self.uow, current_principal(), data))
 
     def GetFacilitator(self, request, context):
@@ -146,7 +155,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
         data = {
             "county": request.county, "case_id": request.case_id, "kind": request.kind,
             "participant_ids": list(request.participant_ids), "supervisee_ids": list(request.supervisee_ids),
-            "earliest": _when(request.earliest), "latest": _when(request.latest),
+            "earliest": _when(request.earliest, "earliest"), "latest": _when(request.latest, "latest"),
             "duration_minutes": request.duration_minutes, "facilitators_needed": request.facilitators_needed,
             "min_training_level": request.min_training_level, "languages": list(request.languages),
             "accessibility": list(request.accessibility), "separate_waiting": request.separate_waiting,
@@ -174,7 +183,7 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
 
     def AcceptAllocationProposal(self, request, context):
         outcomes = services.accept_proposal(self.uow, self.gate, current_principal(), request.proposal_id,
-                                            list(request.request_ids), [_placement(e) for e in request.edits])
+                                            list(request.request_ids), [_placement(e, f"edits[{i}]") for i, e in enumerate(request.edits)])
         return pb.AcceptAllocationProposalResponse(outcomes=[pb.BookingOutcome(**o) for o in outcomes])
 
     # -- meetings -----------------------------------------------------------------------------
@@ -209,14 +218,16 @@ class SchedulingServicer(pb_grpc.SchedulingServiceServicer):
     def ListMeetings(self, request, context):
         found = services.list_meetings(
             self.uow, current_principal(), county=request.county, case_id=request.case_id,
-            facilitator_id=request.facilitator_id, starts_from=_when(getattr(request, "from")),
-            starts_before=_when(request.to), include_cancelled=request.include_cancelled)
+            facilitator_id=request.facilitator_id, starts_from=_when(getattr(request, "from"), "from"),
+            starts_before=_when(request.to, "to"), include_cancelled=request.include_cancelled)
         return pb.ListMeetingsResponse(meetings=[meeting_to_pb(m) for m in found])
 
     # -- calendars ----------------------------------------------------------------------------
     def FacilitatorCalendar(self, request, context):
-        data, _ = services.facilitator_calendar(self.uow, current_principal(), self.settings, request.facilitator_id)
-        return _calendar(data, f"mend-{request.facilitator_id}.ics")
+        data, token = services.facilitator_calendar(self.uow, current_principal(), self.settings,
+                                                    request.facilitator_id)
+        path = f"/calendars/facilitators/{request.facilitator_id}.ics?token={token}" if token else ""
+        return _calendar(data, f"mend-{request.facilitator_id}.ics", path)
 
     def MeetingCalendar(self, request, context):
         data = services.meeting_calendar(self.uow, current_principal(), self.settings, request.meeting_id)

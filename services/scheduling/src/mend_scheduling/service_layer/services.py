@@ -290,6 +290,9 @@ def request_meeting(uow_factory: Callable, cases: CaseDirectory, principal: Prin
         v.add("earliest", "is required: the first time the meeting may start")
     if not isinstance(latest, datetime):
         v.add("latest", "is required: the time the meeting must be over by")
+    for name, when in (("earliest", earliest), ("latest", latest)):
+        if isinstance(when, datetime) and not validation.plannable(when):
+            v.add(name, f"must be within {validation.MAX_DAYS_AHEAD} days from today")
     if isinstance(earliest, datetime) and isinstance(latest, datetime):
         if latest <= earliest:
             v.add("latest", "must be after earliest")
@@ -426,6 +429,8 @@ def propose_allocation(uow_factory: Callable, principal: Principal, settings: Se
                 v.add("horizon_start", "must be a Monday")
             elif start < _monday(today):
                 v.add("horizon_start", "must not be before this week's Monday")
+            elif start > today + timedelta(days=validation.MAX_DAYS_AHEAD):
+                v.add("horizon_start", f"must be within {validation.MAX_DAYS_AHEAD} days from today")
         except ValueError:
             v.add("horizon_start", "must be a date YYYY-MM-DD")
     v.raise_if_any()
@@ -451,7 +456,6 @@ def propose_allocation(uow_factory: Callable, principal: Principal, settings: Se
     return _store_proposal(uow_factory, principal, county, h, requests, plan, greedy, "propose")
 
 
-@audited_refusals
 @audited_refusals
 def get_proposal(uow_factory: Callable, principal: Principal, proposal_id: str) -> dict:
     _staff(principal, *READERS)
@@ -481,9 +485,12 @@ def booking_from(v: Violations, field: str, data: dict) -> Booking | None:
     starts_at = data.get("starts_at")
     if not isinstance(starts_at, datetime):
         v.add(f"{field}.starts_at", "is required")
+    elif not validation.plannable(starts_at):
+        v.add(f"{field}.starts_at", f"must be within {validation.MAX_DAYS_AHEAD} days from today")
     ids = data.get("facilitator_ids") or []
-    facilitator_ids = tuple(v.uuid(f"{field}.facilitator_ids[{i}]", f) for i, f in enumerate(ids[:10]))
-    if not facilitator_ids:
+    facilitator_ids = tuple(x for x in (v.uuid(f"{field}.facilitator_ids[{i}]", f) for i, f in enumerate(ids[:10]))
+                            if x)
+    if not ids:
         v.add(f"{field}.facilitator_ids", "must name the facilitators")
     elif len(set(facilitator_ids)) != len(facilitator_ids):
         v.add(f"{field}.facilitator_ids", "must not name a facilitator twice")
@@ -809,7 +816,6 @@ def get_meeting(uow_factory: Callable, principal: Principal, meeting_id: str) ->
     return m
 
 
-@audited_refusals
 @audited_refusals
 def list_meetings(uow_factory: Callable, principal: Principal, *, county: str, case_id: str = "",
                   facilitator_id: str = "", starts_from: datetime | None = None,

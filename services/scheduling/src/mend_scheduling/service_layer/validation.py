@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Sequence
 
 from mend_common.errors import Violations
@@ -19,6 +19,18 @@ MAX_TEXT = 2000
 MAX_ROOMS = 40
 MAX_HOURS_PER_WEEK = 60.0
 MAX_TAG = 64
+# How far from today anything is planned or recorded: far enough for any real diary, near enough
+# that converting to local time can never run off the calendar.
+MAX_DAYS_AHEAD = 2 * 366
+MAX_DAYS_BACK = 2 * 366
+
+
+def plannable(when: datetime) -> bool:
+    """Within MAX_DAYS_BACK before and MAX_DAYS_AHEAD after now, and a real instant (aware)."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        return False
+    now = datetime.now(timezone.utc)
+    return now - timedelta(days=MAX_DAYS_BACK) <= when <= now + timedelta(days=MAX_DAYS_AHEAD)
 
 
 def new_id() -> str:
@@ -57,10 +69,10 @@ def _ids(v: Violations, field: str, raw: Sequence) -> tuple[str, ...]:
     if not isinstance(raw, (list, tuple)) or len(raw) > MAX_LIST:
         v.add(field, f"must be a list of at most {MAX_LIST} ids")
         return ()
-    out = [v.uuid(f"{field}[{i}]", x) for i, x in enumerate(raw)]
+    out = [x for x in (v.uuid(f"{field}[{i}]", x) for i, x in enumerate(raw)) if x]
     if len(set(out)) != len(out):
         v.add(field, "must not name anyone twice")
-    return tuple(x for x in out if x)
+    return tuple(out)
 
 
 def _clock(v: Violations, field: str, raw) -> time | None:
@@ -80,6 +92,9 @@ def weekly_hours(v: Violations, field: str, raw: Sequence[dict]) -> tuple[Weekly
         return ()
     out = []
     for i, h in enumerate(raw):
+        if not isinstance(h, dict):
+            v.add(f"{field}[{i}]", "must be a weekday with start and end")
+            continue
         weekday = str(h.get("weekday", "")).lower()
         if weekday not in WEEKDAYS:
             v.add(f"{field}[{i}].weekday", "must be one of " + ", ".join(WEEKDAYS))
@@ -124,7 +139,7 @@ def facilitator(v: Violations, data: dict, *, facilitator_id: str, county: str, 
     if level not in TRAINING_LEVELS:
         v.add("training_level", "must be one of " + ", ".join(TRAINING_LEVELS))
     hours = data.get("max_hours_per_week", 0)
-    if not isinstance(hours, (int, float)) or not math.isfinite(hours) or not 0.5 <= hours <= MAX_HOURS_PER_WEEK:
+    if not isinstance(hours, (int, float)) or isinstance(hours, bool) or not math.isfinite(hours) or not 0.5 <= hours <= MAX_HOURS_PER_WEEK:
         v.add("max_hours_per_week", f"must be from 0.5 to {MAX_HOURS_PER_WEEK:g} hours")
         hours = 0
     vetted = _day(v, "vetting_date", data.get("vetting_date"))
@@ -142,9 +157,14 @@ def facilitator(v: Violations, data: dict, *, facilitator_id: str, county: str, 
         v.add("absences", "must be a list of at most 200 absences")
         raw_absences = []
     for i, a in enumerate(raw_absences):
+        if not isinstance(a, dict):
+            v.add(f"absences[{i}]", "must be an absence with starts_at and ends_at")
+            continue
         start, end = a.get("starts_at"), a.get("ends_at")
         if not isinstance(start, datetime) or not isinstance(end, datetime):
             v.add(f"absences[{i}]", "needs starts_at and ends_at")
+        elif not plannable(start) or not plannable(end):
+            v.add(f"absences[{i}]", f"must be within {MAX_DAYS_BACK} days before and {MAX_DAYS_AHEAD} after today")
         elif end <= start:
             v.add(f"absences[{i}].ends_at", "must be after starts_at")
         else:
@@ -178,6 +198,9 @@ def venue(v: Violations, data: dict, *, venue_id: str, county: str, version: int
     known = {r.room_id for r in existing_rooms}
     room_list = []
     for i, r in enumerate(raw_rooms):
+        if not isinstance(r, dict):
+            v.add(f"rooms[{i}]", "must be a room with a name and capacity")
+            continue
         room_id = r.get("room_id") or ""
         if room_id and room_id not in known:
             v.add(f"rooms[{i}].room_id", "must be a room of this venue, or empty for a new room")
