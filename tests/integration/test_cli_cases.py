@@ -70,11 +70,13 @@ def test_a_coordinator_works_a_case_from_the_command_line(tenant, capsys):
     assert code != 0 and "FAILED_PRECONDITION" in err
     assert "risk_assessment_approved: no current approved risk assessment" in err
 
-    # Actions that belong to later stages, or need the facilitator register, are refused with the reason.
+    # Actions that belong to later stages, or name people not on the facilitator register, are
+    # refused with the reason.
     assert "intervention: direct_conference" in cli.ok("intervention", case_id, "direct_conference")
     assert "met " in cli.ok("support-referral", case_id, pid["victim"])
     code, _, err = cli("allocate", case_id, "fac-1", "fac-2")
-    assert code != 0 and "UNAVAILABLE" in err and "facilitator register" in err
+    assert code != 0 and "FAILED_PRECONDITION" in err
+    assert "facilitator_known: facilitator fac-1 is not on the facilitator register" in err
     code, _, err = cli("outcome-add", case_id, "apology", "a letter", "--owner", pid["responsible_person"],
                        "--due", "2099-01-01")
     assert code != 0 and "FAILED_PRECONDITION" in err and "outcome_agreement_stage" in err

@@ -492,7 +492,7 @@ def booking_from(v: Violations, field: str, data: dict) -> Booking | None:
                             if x)
     if not ids:
         v.add(f"{field}.facilitator_ids", "must name the facilitators")
-    elif len(set(facilitator_ids)) != len(facilitator_ids):
+    elif len(set(map(str, ids[:10]))) != len(ids[:10]):
         v.add(f"{field}.facilitator_ids", "must not name a facilitator twice")
     venue_id = data.get("venue_id") or ""
     room_id = data.get("room_id") or ""

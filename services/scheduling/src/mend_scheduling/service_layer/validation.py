@@ -70,7 +70,8 @@ def _ids(v: Violations, field: str, raw: Sequence) -> tuple[str, ...]:
         v.add(field, f"must be a list of at most {MAX_LIST} ids")
         return ()
     out = [x for x in (v.uuid(f"{field}[{i}]", x) for i, x in enumerate(raw)) if x]
-    if len(set(out)) != len(out):
+    # The same id twice (however written), not two different bad ones.
+    if len(set(out)) != len(out) or len(set(map(str, raw))) != len(raw):
         v.add(field, "must not name anyone twice")
     return tuple(out)
 
