@@ -97,6 +97,31 @@ def _clear_of(starts: np.ndarray, duration: int, busy: tuple[np.ndarray, np.ndar
     return ~inside | (lo[np.minimum(i, len(lo) - 1)] >= starts + duration)
 
 
+def usable_minutes(windows: Iterable, busy: tuple[np.ndarray, np.ndarray], day: int) -> int:
+    """An upper bound on the minutes of meetings that start on `day` in one resource: the measure of
+    the union of [max(w.start, midnight), w.end) over the windows that meet the day, minus busy spans.
+    A meeting starting that day lies inside one such window from that midnight on, and clear of busy
+    time, and one resource's meetings do not overlap."""
+    midnight, next_midnight = day * MINUTES_PER_DAY, (day + 1) * MINUTES_PER_DAY
+    spans = sorted((max(w.start, midnight), w.end) for w in windows if w.end > midnight and w.start < next_midnight)
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    total = 0
+    lo, hi = busy
+    for a, b in merged:
+        total += b - a
+        # Busy spans are merged and disjoint, so their overlaps with [a, b) add up.
+        i = int(np.searchsorted(hi, a, side="right"))
+        while i < len(lo) and lo[i] < b:
+            total -= min(b, int(hi[i])) - max(a, int(lo[i]))
+            i += 1
+    return max(0, total)
+
+
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class FacilitatorOption:
@@ -243,6 +268,7 @@ class Instance:
 
     def cost(self, placements: Sequence[Placement]) -> int:
         """The objective of a complete plan (every meeting of the problem counted)."""
+        placements = [p for p in placements if p.meeting_id in self.meetings]   # as the checker: unknown ids cost nothing
         placed = {p.meeting_id for p in placements}
         total = self.weights.unplaced * sum(1 for mid in self.meetings if mid not in placed)
         load: dict[str, int] = defaultdict(int)

@@ -18,9 +18,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
 from ortools.sat.python import cp_model
 
-from .candidates import HOME, Instance, MeetingCandidates
+from .candidates import HOME, Instance, MeetingCandidates, usable_minutes
 from .planning import MINUTES_PER_DAY, MINUTES_PER_WEEK, Placement
 
 
@@ -37,6 +38,9 @@ class _MeetingVars:
     team: dict[tuple[str, str], cp_model.IntVar] = field(default_factory=dict)   # (facilitator, venue) -> bool
     weeks: dict[int, cp_model.IntVar] = field(default_factory=dict)              # week -> starts in it
     staff_week: dict[tuple[str, int], cp_model.IntVar] = field(default_factory=dict)
+    days: dict[int, cp_model.IntVar] = field(default_factory=dict)                # day -> starts that day (placed)
+    staff_day: dict[tuple[str, int], cp_model.IntVar] = field(default_factory=dict)
+    venue_day: dict[tuple[str, int], cp_model.IntVar] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,7 +52,6 @@ class CountyResult:
     seconds: float
     seconds_to_first: float     # until the first solution; the whole time if there was none
     solutions: int
-    used_hint_only: bool = False
 
 
 class _FirstSolution(cp_model.CpSolverSolutionCallback):
@@ -67,8 +70,10 @@ class _FirstSolution(cp_model.CpSolverSolutionCallback):
 class CountyModel:
     """The model of the meetings in `candidates` (one county's, possible ones) on top of `instance`."""
 
-    def __init__(self, instance: Instance, candidates: Sequence[MeetingCandidates], facilitator_ids: Sequence[str]):
+    def __init__(self, instance: Instance, candidates: Sequence[MeetingCandidates], facilitator_ids: Sequence[str],
+                 *, tight: bool = False):
         self.instance = instance
+        self.tight = tight
         self.candidates = [c for c in candidates if c.possible]
         self.facilitator_ids = list(facilitator_ids)
         self.model = cp_model.CpModel()
@@ -87,6 +92,8 @@ class CountyModel:
         room_intervals: dict[str, list] = defaultdict(list)
         week_terms: dict[tuple[str, int], list] = defaultdict(list)
         load_terms: dict[str, list] = defaultdict(list)
+        staff_day_terms: dict[tuple[str, int], list] = defaultdict(list)
+        venue_day_terms: dict[tuple[str, int], list] = defaultdict(list)
         objective = []
 
         for c in self.candidates:
@@ -127,6 +134,7 @@ class CountyModel:
                 speakers = [y for fid, y in mv.staff.items() if language in inst.facilitators[fid].languages]
                 model.Add(sum(speakers) >= placed)
 
+            open_by_venue: dict = {}    # venue -> starts at which one of its rooms is allowed
             if c.home:
                 objective.append(c.place_cost[HOME] * placed)
                 objective.extend(f.travel[HOME] * mv.staff[f.facilitator_id] for f in c.facilitators)
@@ -140,6 +148,7 @@ class CountyModel:
                 by_venue = defaultdict(list)
                 for r in c.rooms:
                     by_venue[r.venue_id].append(mv.rooms[r.room_id])
+                    open_by_venue[r.venue_id] = open_by_venue[r.venue_id] | r.allowed if r.venue_id in open_by_venue else r.allowed
                 for venue_id, xs in by_venue.items():
                     v = model.NewBoolVar(f"venue[{mid},{venue_id}]")
                     model.Add(v == sum(xs))
@@ -150,10 +159,12 @@ class CountyModel:
                     (venue_id,) = mv.venues
                     objective.extend(f.travel[venue_id] * mv.staff[f.facilitator_id] for f in c.facilitators)
                 else:
-                    self._add_team(mv, objective)
+                    self._add_team(mv, objective, open_by_venue)
             objective.append(waiting)
             objective.append(weights.unplaced * (1 - placed))
             self._add_weeks(mv, week_terms)
+            if self.tight:
+                self._add_days(mv, staff_day_terms, venue_day_terms, open_by_venue)
 
         for fid, intervals in facilitator_intervals.items():
             if len(intervals) > 1:
@@ -165,27 +176,36 @@ class CountyModel:
             room_left = inst.facilitators[fid].max_minutes_per_week - int(inst.week_minutes[fid][week])
             if sum(d for d, _ in terms) > room_left:
                 model.Add(sum(d * b for d, b in terms) <= room_left)
+        for (fid, day), terms in staff_day_terms.items():
+            f = inst.facilitators[fid]
+            cap = usable_minutes(f.availability, inst.fac_busy[fid], day)
+            if sum(d for d, _ in terms) > cap:
+                model.Add(sum(d * b for d, b in terms) <= cap)
+        for (venue_id, day), terms in venue_day_terms.items():
+            venue = inst.venues[venue_id]
+            cap = sum(usable_minutes(venue.opening, inst.room_busy[r.room_id], day) for r in venue.rooms)
+            if sum(d for d, _ in terms) > cap:
+                model.Add(sum(d * b for d, b in terms) <= cap)
         for fid in self.facilitator_ids:
             objective.extend(self._add_overload(fid, load_terms.get(fid, [])))
         self.objective_terms = objective
         model.Minimize(sum(objective) + self.constant)
 
-    def _add_team(self, mv: _MeetingVars, objective: list) -> None:
+    def _add_team(self, mv: _MeetingVars, objective: list, open_by_venue: dict) -> None:
         """team[f, v] = staff[f] and venue[v], exactly, through two assignment equalities."""
         model, c = self.model, mv.c
         mid = c.meeting.meeting_id
-        by_venue_rooms = defaultdict(list)
-        for r in c.rooms:
-            by_venue_rooms[r.venue_id].append(r.allowed)
         per_staff = defaultdict(list)
         per_venue = defaultdict(list)
         for f in c.facilitators:
-            for venue_id, masks in by_venue_rooms.items():
+            for venue_id, open_ in open_by_venue.items():
                 # Only pairs that share at least one start can ever be chosen together.
-                if not any((f.allowed & mask).any() for mask in masks):
+                if not (f.allowed & open_).any():
                     continue
                 z = model.NewBoolVar(f"team[{mid},{f.facilitator_id},{venue_id}]")
                 mv.team[(f.facilitator_id, venue_id)] = z
+                # Implied for integers, but not in the LP relaxation when two are needed.
+                model.AddImplication(z, mv.venues[venue_id])
                 per_staff[f.facilitator_id].append(z)
                 per_venue[venue_id].append(z)
                 objective.append(f.travel[venue_id] * z)
@@ -221,6 +241,65 @@ class CountyModel:
                 model.AddBoolOr([y.Not(), mv.weeks[week].Not(), u])   # u >= y + week - 1
                 mv.staff_week[(fid, week)] = u
                 week_terms[(fid, week)].append((c.meeting.duration, u))
+
+    def _add_days(self, mv: _MeetingVars, staff_day_terms: dict, venue_day_terms: dict, open_by_venue: dict) -> None:
+        """The tight formulation: the start's day as bools, facilitators and venue per day as exact
+        products (two assignment equalities each, like `team`), and, per facilitator and per venue
+        and day, the minutes that fit (see `usable_minutes`). All redundant for the integer model,
+        they give the LP relaxation the waiting and the crowding that prove small counties optimal."""
+        model, c = self.model, mv.c
+        m = c.meeting
+        mid = m.meeting_id
+        weights = self.instance.weights
+        days, first = np.unique(c.starts // MINUTES_PER_DAY, return_index=True)   # starts ascend, so days group
+        days = days.tolist()
+        first_day = m.earliest // MINUTES_PER_DAY
+
+        def by_day(mask) -> list[int]:
+            return [day for day, hit in zip(days, np.logical_or.reduceat(mask, first)) if hit]
+
+        for day in days:
+            b = model.NewBoolVar(f"on_day[{mid},{day}]")
+            model.Add(mv.day == day).OnlyEnforceIf(b)
+            mv.days[day] = b
+        model.Add(sum(mv.days.values()) == mv.placed)
+        model.Add(mv.waiting == sum(weights.waiting_day * (day - first_day) * b for day, b in mv.days.items()))
+        per_day = defaultdict(list)
+        for f in c.facilitators:
+            fid = f.facilitator_id
+            mine = []
+            for day in by_day(f.allowed):
+                b = model.NewBoolVar(f"staff_day[{mid},{fid},{day}]")
+                mv.staff_day[(fid, day)] = b
+                mine.append(b)
+                per_day[day].append(b)
+                staff_day_terms[(fid, day)].append((m.duration, b))
+                model.AddImplication(b, mv.days[day])    # once per meeting: not implied in the LP when two are needed
+            model.Add(sum(mine) == mv.staff[fid])
+        for day, b in mv.days.items():
+            model.Add(sum(per_day[day]) == m.facilitators_needed * b)
+        if c.home:
+            return
+        per_day = defaultdict(list)
+        for venue_id, v in mv.venues.items():
+            mine = []
+            for day in by_day(open_by_venue[venue_id]):
+                b = model.NewBoolVar(f"venue_day[{mid},{venue_id},{day}]")
+                mv.venue_day[(venue_id, day)] = b
+                mine.append(b)
+                per_day[day].append(b)
+                venue_day_terms[(venue_id, day)].append((m.duration, b))
+            model.Add(sum(mine) == v)
+        for day, b in mv.days.items():
+            model.Add(sum(per_day[day]) == b)
+        # A facilitator works a day only at a venue they can share a start with that day.
+        fitting = defaultdict(list)
+        for f in c.facilitators:
+            for venue_id, open_ in open_by_venue.items():
+                for day in by_day(f.allowed & open_):
+                    fitting[(f.facilitator_id, day)].append(mv.venue_day[(venue_id, day)])
+        for key, b in mv.staff_day.items():
+            model.Add(b <= sum(fitting[key]))
 
     def _add_overload(self, fid: str, terms: list) -> list:
         """floor(overload_hour x max(0, load - share) / 60), exactly."""
@@ -272,12 +351,19 @@ class CountyModel:
                 model.AddHint(b, w == week)
             for (fid, w), u in mv.staff_week.items():
                 model.AddHint(u, fid in team and w == week)
+            day = start // MINUTES_PER_DAY
+            for d, b in mv.days.items():
+                model.AddHint(b, p is not None and d == day)
+            for (fid, d), b in mv.staff_day.items():
+                model.AddHint(b, fid in team and d == day)
+            for (venue_id, d), b in mv.venue_day.items():
+                model.AddHint(b, p is not None and p.venue_id == venue_id and d == day)
         for fid, (over, points) in self.overload.items():
             excess = max(0, load[fid] - inst.shares.get(fid, 0))
             model.AddHint(over, excess)
             model.AddHint(points, inst.weights.overload_hour * excess // 60)
 
-    def hint_objective(self, placements: Sequence[Placement]) -> int:
+    def objective_of(self, placements: Sequence[Placement]) -> int:
         """The model objective of a plan of these meetings, computed directly."""
         inst = self.instance
         mine = [p for p in placements if p.meeting_id in self.vars]
@@ -295,11 +381,19 @@ class CountyModel:
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = max(0.05, time_limit)
         solver.parameters.num_workers = workers
-        solver.parameters.random_seed = seed
+        solver.parameters.random_seed = seed % 2_147_483_647   # an int32 parameter
         solver.parameters.log_search_progress = log
-        # Probing in presolve costs seconds of wall time on these models (many enforced domain
-        # constraints) and delays the first solution far more than it helps the search.
+        # Probing, repeated presolve rounds and symmetry detection cost seconds of wall time on the
+        # larger county models (many enforced domain constraints) and delay the first solution far
+        # more than they help the search; measured on the 500-meeting benchmark.
         solver.parameters.cp_model_probing_level = 0
+        solver.parameters.max_presolve_iterations = 1
+        solver.parameters.symmetry_level = 0
+        if self.tight:
+            # Presolve rewrites the day and team equalities into forms the LP no longer sees, and
+            # the bound falls back to what the lean model gives; without it small counties are
+            # proved optimal in seconds instead of minutes (measured).
+            solver.parameters.cp_model_presolve = False
         started = time.perf_counter()
         callback = _FirstSolution(started)
         status = solver.Solve(self.model, callback)

@@ -23,30 +23,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from ortools.linear_solver import pywraplp
 
-from .candidates import HOME, Instance, MeetingCandidates
+from .candidates import HOME, Instance, MeetingCandidates, usable_minutes
 from .planning import MINUTES_PER_DAY, MINUTES_PER_WEEK, PlanningProblem
-
-
-def _usable_minutes(windows: Iterable, busy: tuple[np.ndarray, np.ndarray], day: int) -> int:
-    """Measure of the union of [max(w.start, midnight), w.end) over windows meeting `day`, minus busy spans."""
-    midnight, next_midnight = day * MINUTES_PER_DAY, (day + 1) * MINUTES_PER_DAY
-    spans = sorted((max(w.start, midnight), w.end) for w in windows if w.end > midnight and w.start < next_midnight)
-    merged: list[list[int]] = []
-    for a, b in spans:
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    total = 0
-    lo, hi = busy
-    for a, b in merged:
-        total += b - a
-        # Busy spans are merged and disjoint, so their overlaps with [a, b) add up.
-        i = int(np.searchsorted(hi, a, side="right"))
-        while i < len(lo) and lo[i] < b:
-            total -= min(b, int(hi[i])) - max(a, int(lo[i]))
-            i += 1
-    return max(0, total)
 
 
 def _day_runs(c: MeetingCandidates) -> tuple[np.ndarray, np.ndarray]:
@@ -88,17 +66,17 @@ def lower_bound(instance: Instance, candidates: Sequence[MeetingCandidates]) -> 
             open_by_place = {}
             for r in c.rooms:
                 open_by_place[r.venue_id] = open_by_place.get(r.venue_id, np.zeros(len(c.starts), dtype=bool)) | r.allowed
-        # x[day, place]
-        placed = solver.Constraint(-inf, 1.0)
+        # x[day, place], with its sums per day, per place and in all as variables of their own, so
+        # the many constraints on them each name one variable (GLOP is much faster with fewer entries).
         x: dict[tuple[int, str], pywraplp.Variable] = {}
+        open_days: dict[str, np.ndarray] = {}
         for place in places:
-            per_day = np.logical_or.reduceat(open_by_place[place], first)
+            open_days[place] = np.logical_or.reduceat(open_by_place[place], first)
             for k, day in enumerate(days.tolist()):
-                if not per_day[k]:
+                if not open_days[place][k]:
                     continue
                 var = solver.NumVar(0, 1, "")
                 x[(day, place)] = var
-                placed.SetCoefficient(var, 1)
                 waiting = weights.waiting_day * (day - m.earliest // MINUTES_PER_DAY)
                 # U x (1 - placed) = U - U x sum(x)
                 objective.SetCoefficient(var, waiting + c.place_cost[place] - weights.unplaced)
@@ -106,21 +84,29 @@ def lower_bound(instance: Instance, candidates: Sequence[MeetingCandidates]) -> 
                     venue_day[(place, day)].append((m.duration, var))
         constant += weights.unplaced
 
-        def x_sum(day_filter=None, place_filter=None):
-            return [(var, 1.0) for (day, place), var in x.items()
-                    if (day_filter is None or day == day_filter) and (place_filter is None or place == place_filter)]
+        def total_of(terms: list, name: str) -> pywraplp.Variable:
+            var = solver.NumVar(0, 1, name)
+            con = solver.Constraint(0, 0)
+            con.SetCoefficient(var, -1)
+            for t in terms:
+                con.SetCoefficient(t, 1)
+            return var
 
-        # on[f, day]: f can work it that day at some place where f and a room share a start.
+        placed = total_of(list(x.values()), "placed")
+        on_day = {day: total_of([v for (d, _), v in x.items() if d == day], "") for day in days.tolist()}
+        at_place = {place: total_of([v for (_, pl), v in x.items() if pl == place], "") for place in places}
+
+        # on[f, day]: f works it that day (at a place where f and a room share a start that day);
+        # at[f, place]: f works it at that place.
         on: dict[tuple[str, int], pywraplp.Variable] = {}
-        at: dict[tuple[str, str], pywraplp.Variable] = {}
-        day_teams = {day: solver.Constraint(0, 0) for day in days.tolist()}
-        for day, con in day_teams.items():
-            for var, _ in x_sum(day_filter=day):
-                con.SetCoefficient(var, -needed)
-        place_teams = {place: solver.Constraint(0, 0) for place in places}
-        for place, con in place_teams.items():
-            for var, _ in x_sum(place_filter=place):
-                con.SetCoefficient(var, -needed)
+        day_teams = {}
+        for day, total in on_day.items():
+            day_teams[day] = solver.Constraint(0, 0)
+            day_teams[day].SetCoefficient(total, -needed)
+        place_teams = {}
+        for place, total in at_place.items():
+            place_teams[place] = solver.Constraint(0, 0)
+            place_teams[place].SetCoefficient(total, -needed)
         for f in c.facilitators:
             fid = f.facilitator_id
             joint = {place: f.allowed & open_by_place[place] for place in places}
@@ -136,8 +122,11 @@ def lower_bound(instance: Instance, candidates: Sequence[MeetingCandidates]) -> 
                 day_teams[day].SetCoefficient(var, 1)
                 limit = solver.Constraint(-inf, 0)      # on[f, day] <= x[day, fitting places]
                 limit.SetCoefficient(var, 1)
-                for place in fitting:
-                    limit.SetCoefficient(x[(day, place)], -1)
+                if len(fitting) == sum(1 for place in places if open_days[place][k]):
+                    limit.SetCoefficient(on_day[day], -1)
+                else:
+                    for place in fitting:
+                        limit.SetCoefficient(x[(day, place)], -1)
                 staff_day[(fid, day)].append((m.duration, var))
                 staff_week[(fid, (day * MINUTES_PER_DAY) // MINUTES_PER_WEEK)].append((m.duration, var))
                 load[fid].append((m.duration, var))
@@ -148,31 +137,27 @@ def lower_bound(instance: Instance, candidates: Sequence[MeetingCandidates]) -> 
                 if not joint[place].any():
                     continue
                 var = solver.NumVar(0, 1, "")
-                at[(fid, place)] = var
                 same.SetCoefficient(var, 1)
                 place_teams[place].SetCoefficient(var, 1)
                 objective.SetCoefficient(var, f.travel[place])
                 limit = solver.Constraint(-inf, 0)      # at[f, place] <= x[., place]
                 limit.SetCoefficient(var, 1)
-                for xv, _ in x_sum(place_filter=place):
-                    limit.SetCoefficient(xv, -1)
+                limit.SetCoefficient(at_place[place], -1)
             if fid in m.pinned_facilitators:
                 pinned = solver.Constraint(0, 0)        # sum on[pinned, .] == placed
                 for var in total_on:
                     pinned.SetCoefficient(var, 1)
-                for xv in x.values():
-                    pinned.SetCoefficient(xv, -1)
+                pinned.SetCoefficient(placed, -1)
         for language in m.languages:
             spoken = solver.Constraint(0, inf)          # speakers' days >= placed
             for (fid, _), var in on.items():
                 if language in instance.facilitators[fid].languages:
                     spoken.SetCoefficient(var, 1)
-            for xv in x.values():
-                spoken.SetCoefficient(xv, -1)
+            spoken.SetCoefficient(placed, -1)
 
     for (fid, day), terms in staff_day.items():
         f = instance.facilitators[fid]
-        cap = _usable_minutes(f.availability, instance.fac_busy[fid], day)
+        cap = usable_minutes(f.availability, instance.fac_busy[fid], day)
         if sum(d for d, _ in terms) > cap:
             con = solver.Constraint(-inf, cap)
             for d, var in terms:
@@ -185,7 +170,7 @@ def lower_bound(instance: Instance, candidates: Sequence[MeetingCandidates]) -> 
                 con.SetCoefficient(var, d)
     for (venue_id, day), terms in venue_day.items():
         venue = instance.venues[venue_id]
-        cap = sum(_usable_minutes(venue.opening, instance.room_busy[r.room_id], day) for r in venue.rooms)
+        cap = sum(usable_minutes(venue.opening, instance.room_busy[r.room_id], day) for r in venue.rooms)
         if sum(d for d, _ in terms) > cap:
             con = solver.Constraint(-inf, cap)
             for d, var in terms:
