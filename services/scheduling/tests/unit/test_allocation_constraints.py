@@ -10,7 +10,7 @@ from typing import Callable
 import pytest
 
 from allocation_examples import (
-    DAY, FAR, HOME_AT, NEAR, at, days_window, facilitator, meeting, placement_of, problem, room, venue,
+    FAR, HOME_AT, at, days_window, facilitator, meeting, placement_of, problem, room, venue,
 )
 from mend_scheduling.domain import allocation, checker
 from mend_scheduling.domain.planning import Busy, Placement, Plan, PlanningProblem, Window

@@ -2,7 +2,7 @@
 from greedy and from CP-SAT alike."""
 from __future__ import annotations
 
-from allocation_examples import FAR, at, days_window, facilitator, meeting, problem, room, venue
+from allocation_examples import at, days_window, facilitator, meeting, problem, room, venue
 from mend_scheduling.domain import allocation, checker
 from mend_scheduling.domain.planning import Busy, Window
 
@@ -106,3 +106,9 @@ def test_options_taken_by_other_meetings():
 def test_every_cause_is_given_at_once():
     p = problem([meeting("m-1", county="powys")], [facilitator("f-1")], [venue("v-1")])
     assert reasons_for(p) == ("no facilitator works in powys", "there is no venue in powys (other than prisons)")
+
+
+def test_more_pinned_facilitators_than_the_meeting_takes():
+    m = meeting("m-1", pinned_facilitators=("f-1", "f-2"))
+    p = problem([m], [facilitator("f-1"), facilitator("f-2")], [venue("v-1")])
+    assert reasons_for(p) == ("it pins 2 facilitators but takes only 1",)

@@ -301,7 +301,8 @@ class Instance:
             return empty
         starts = np.arange(first, last + 1, slot, dtype=np.int64)
         day_first, day_last = int(starts[0]) // MINUTES_PER_DAY, int(starts[-1]) // MINUTES_PER_DAY
-        window_text = f"days {day_first + 1}-{day_last + 1} of the plan"
+        window_text = (f"day {day_first + 1} of the plan" if day_first == day_last
+                       else f"days {day_first + 1}-{day_last + 1} of the plan")
 
         # Both checked even when the first fails, so the coordinator hears every cause at once.
         facilitators = self._facilitator_options(m, starts, reasons, window_text)
@@ -393,6 +394,8 @@ class Instance:
             if len(pool) < needed:
                 reasons.append(too_few(len(pool), what))
                 break
+        if len(set(m.pinned_facilitators)) > needed:
+            reasons.append(f"it pins {len(set(m.pinned_facilitators))} facilitators but takes only {needed}")
         for pinned in m.pinned_facilitators:
             f = self.facilitators.get(pinned)
             if f is None:
@@ -440,7 +443,7 @@ class Instance:
             reasons.append(too_few(counts["available"], f"{who} is available in the window ({window_text})"))
         elif counts["free"] < needed:
             reasons.append(too_few(counts["free"], f"{who} has free time in the window ({window_text}) "
-                                                   "around existing bookings and leave"))
+                                                   "around existing bookings, leave and meetings already placed"))
         elif counts["hours"] < needed:
             reasons.append(too_few(counts["hours"], f"{who} has weekly hours left in the window ({window_text})"))
         for fid in pinned_missing:

@@ -10,6 +10,12 @@ intervals because the candidate sets already exclude every start that overlaps t
 use per-week indicators of the start where a meeting's starts span weeks. The objective terms are
 exact functions of the decisions (waiting via the start's day, overload via max and a floor), so the
 solver's objective equals the plan's cost, and its bound is a bound on the county's true optimum.
+
+The tight formulation (`tight=True`) adds, redundantly, the start's day as bools, facilitator x day
+and venue x day products and per-day capacities, mirroring the LP of `lower_bound`: its relaxation
+then counts waiting and crowding, which proves small counties optimal in seconds, provided CP-SAT's
+presolve is off (it rewrites those equalities out of the LP's reach). It is slower to build and
+search, so large counties use the lean model and get it only inside neighbourhoods.
 """
 from __future__ import annotations
 
