@@ -3,6 +3,7 @@ Used by `make run`, the integration tests and the benchmarks."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,8 +14,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A port nothing listens on now (grpcio's SO_REUSEPORT would otherwise share one silently)."""
+    """A port nothing listens on now (grpcio's SO_REUSEPORT would otherwise share one silently),
+    chosen below the kernel's ephemeral range: a port from bind(0) is an ephemeral one, and any
+    outgoing connection (to RabbitMQ, PostgreSQL) may take it before the server binds it, which
+    made a stack start fail now and then once it ran six services."""
+    low, _ = _ephemeral_range()
+    first, last = (10000, low - 1) if low > 11000 else (low // 2, low - 1)
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(first, last)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
